@@ -1,38 +1,8 @@
 package oidc
 
 import (
-	"context"
 	"errors"
-	"net/http"
-	"time"
 )
-
-// Issuer is an OIDC identity provider: RSA keys with kids (rotation keeps old keys in the JWKS
-// until retired), a discovery document and a JWKS, and RS256 signing.
-type Issuer struct { /* TODO */
-}
-
-// NewIssuer creates an issuer with one fresh 2048-bit RSA key. Its URL is set with SetURL once
-// the server listens (the sandbox picks a random port first).
-func NewIssuer() (*Issuer, error) { panic("TODO") }
-
-// SetURL sets the issuer URL (the JWT "iss", and the base of the discovery document).
-func (i *Issuer) SetURL(u string) { panic("TODO") }
-
-// URL returns the issuer URL.
-func (i *Issuer) URL() string { panic("TODO") }
-
-// Handler serves /.well-known/openid-configuration and the JWKS.
-func (i *Issuer) Handler() http.Handler { panic("TODO") }
-
-// Sign signs claims with the current key (RS256, header kid). "iss" is set to URL() unless present.
-func (i *Issuer) Sign(claims map[string]any) (string, error) { panic("TODO") }
-
-// Rotate adds a new current key; earlier keys stay in the JWKS until RetireOld.
-func (i *Issuer) Rotate() error { panic("TODO") }
-
-// RetireOld removes every key but the current one from the JWKS.
-func (i *Issuer) RetireOld() { panic("TODO") }
 
 // Verification failures. STS maps them: ErrInvalidToken → InvalidIdentityToken,
 // ErrExpired → ExpiredTokenException, ErrIDPCommunication → IDPCommunicationError.
@@ -42,15 +12,30 @@ var (
 	ErrIDPCommunication = errors.New("could not reach the identity provider")
 )
 
-// Claims are a verified token's claims.
+// Claims are a verified token's claims. JSON numbers are float64, as encoding/json decodes them.
 type Claims map[string]any
 
-// Verifier verifies RS256 JWTs by fetching the issuer's discovery document and JWKS over HTTP.
-type Verifier struct {
-	Client *http.Client     // nil: a client with a 5 s timeout
-	Skew   time.Duration    // allowed clock skew for exp/nbf/iat (0: 5 minutes? no — see doc)
-	Now    func() time.Time // nil: time.Now
+// VerifyError is what Verify returns: Kind is one of the Err* sentinels above (errors.Is
+// works through Unwrap) and Reason a short human explanation, so STS can put the reason in
+// its own AWS-style message without the sentinel's prefix.
+type VerifyError struct {
+	Kind   error
+	Reason string
 }
 
-// Verify verifies token and returns its claims; errors wrap one of the Err* values above.
-func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) { panic("TODO") }
+func (e *VerifyError) Error() string { return e.Kind.Error() + ": " + e.Reason }
+
+// Unwrap returns the sentinel.
+func (e *VerifyError) Unwrap() error { return e.Kind }
+
+// Reason returns the short reason of a Verify error, or err.Error() for any other error.
+func Reason(err error) string {
+	var ve *VerifyError
+	if errors.As(err, &ve) {
+		return ve.Reason
+	}
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
