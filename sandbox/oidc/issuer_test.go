@@ -172,3 +172,39 @@ func TestCacheAvoidsRefetch(t *testing.T) {
 		t.Fatalf("discovery fetches after unknown kid = %d, want 2", n)
 	}
 }
+
+// TestConcurrentVerifyDuringRotation exercises the key cache from many goroutines while the
+// issuer rotates; run under -race it proves the Verifier is safe to share.
+func TestConcurrentVerifyDuringRotation(t *testing.T) {
+	ti := newTestIssuer(t)
+	v := &Verifier{}
+	tok, err := ti.Sign(validClaims())
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 8*5)
+	done := make(chan struct{})
+	for range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for range 5 {
+				if _, err := v.Verify(context.Background(), tok); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	if err := ti.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	for range 8 {
+		<-done
+	}
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if len(ti.KeyIDs()) != 2 {
+		t.Fatal("rotation lost a key")
+	}
+}
