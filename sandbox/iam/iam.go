@@ -48,14 +48,52 @@ const (
 	ExplicitDeny
 )
 
+// String names the decision as AWS's policy simulator does.
+func (d Decision) String() string {
+	switch d {
+	case Allow:
+		return "allowed"
+	case ExplicitDeny:
+		return "explicitDeny"
+	default:
+		return "implicitDeny"
+	}
+}
+
 // ErrMalformed is returned (wrapped) by Parse for a document AWS would reject.
 var ErrMalformed = errors.New("malformed policy document")
 
-// Parse parses an IAM policy JSON document.
-func Parse(doc []byte) (*Policy, error) { panic("TODO") }
+// Parse parses an IAM policy JSON document. It accepts every kind of policy; use
+// ParseIdentity, ParseResource or ParseTrust to also apply the kind-specific rules.
+func Parse(doc []byte) (*Policy, error) { return parse(doc) }
 
-// Evaluate evaluates p against r.
-func (p *Policy) Evaluate(r Request) Decision { panic("TODO") }
+// Evaluate evaluates p against r: ExplicitDeny if a matching statement denies,
+// Allow if one allows, ImplicitDeny otherwise. A nil policy denies implicitly.
+func (p *Policy) Evaluate(r Request) Decision {
+	if p == nil {
+		return ImplicitDeny
+	}
+	return p.evaluate(newEvalContext(r))
+}
 
 // Allowed reports whether the policies together allow r: at least one Allow and no explicit Deny.
-func Allowed(r Request, policies ...*Policy) bool { panic("TODO") }
+func Allowed(r Request, policies ...*Policy) bool { return Decide(r, policies...) == Allow }
+
+// Decide combines the decisions of several policies: any explicit Deny wins, then any Allow.
+// Nil policies are skipped.
+func Decide(r Request, policies ...*Policy) Decision {
+	ec := newEvalContext(r)
+	out := ImplicitDeny
+	for _, p := range policies {
+		if p == nil {
+			continue
+		}
+		switch p.evaluate(ec) {
+		case ExplicitDeny:
+			return ExplicitDeny
+		case Allow:
+			out = Allow
+		}
+	}
+	return out
+}
