@@ -2,6 +2,7 @@ package sigv4
 
 import (
 	"net/http"
+	"time"
 )
 
 // Secret is what the verifier needs to know about an access key.
@@ -31,9 +32,19 @@ type Scope struct {
 	Service     string
 }
 
+// MaxSkew is how far the request time (X-Amz-Date) may be from the server's clock, as in AWS.
+const MaxSkew = 15 * time.Minute
+
+// Verifier verifies requests against a clock. The zero value uses time.Now and MaxSkew.
+type Verifier struct {
+	Now     func() time.Time // nil: time.Now
+	MaxSkew time.Duration    // 0: MaxSkew
+}
+
 // Verify checks r's SigV4 Authorization header against the secret returned by lookup,
 // recomputing the signature with aws-sdk-go-v2's signer. body is the full request body
 // (already read); r.Body is not consumed. service is the expected signing name ("sts", "ecr").
+// On failure the error is an *Error; the Scope is returned as far as it could be parsed.
 func Verify(r *http.Request, body []byte, service string, lookup Lookup) (Scope, error) {
-	panic("TODO")
+	return Verifier{}.Verify(r, body, service, lookup)
 }
