@@ -1,0 +1,375 @@
+package ecr
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+func TestRegistryBaseAuth(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	sess := e.session(ciAccount, "pusher")
+	good := e.directPassword(sess, "us-east-1")
+	tests := []struct {
+		name   string
+		id     RegistryID
+		pass   string
+		status int
+	}{
+		{"no credentials", ciEast, "", http.StatusUnauthorized},
+		{"unknown password", ciEast, "not-a-token", http.StatusUnauthorized},
+		{"valid", ciEast, good, http.StatusOK},
+		{"token from another region", ciWest, good, http.StatusUnauthorized},
+		{"another account's registry still answers the probe", prodEast, good, http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := e.rawRequest(tt.id, http.MethodGet, "/v2/", tt.pass, "", nil)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tt.status)
+			}
+			if tt.status == http.StatusUnauthorized {
+				ch := resp.Header.Get("WWW-Authenticate")
+				if !strings.HasPrefix(ch, "Basic realm=") || !strings.Contains(ch, `service="ecr.amazonaws.com"`) {
+					t.Fatalf("challenge %q", ch)
+				}
+			}
+		})
+	}
+}
+
+func TestRegistryPushPull(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	sess := e.session(ciAccount, "pusher")
+	pass := e.directPassword(sess, "us-east-1")
+	e.directRepo(ciEast, "team/app", "MUTABLE")
+	img, err := random.Image(4096, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := e.ref(ciEast, "team/app:v1")
+	if err := remote.Write(ref, img, basic(pass)); err != nil {
+		t.Fatalf("push: %v", err)
+	}
+	want, _ := img.Digest()
+	got, err := remote.Image(ref, basic(pass))
+	if err != nil {
+		t.Fatalf("pull: %v", err)
+	}
+	if d, _ := got.Digest(); d != want {
+		t.Fatalf("digest %s, want %s", d, want)
+	}
+	layers, _ := got.Layers()
+	for _, l := range layers { // reads every blob back, verifying digests
+		rc, err := l.Compressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, rc); err != nil {
+			t.Fatalf("layer read: %v", err)
+		}
+		rc.Close()
+	}
+	tags, err := remote.List(e.ref(ciEast, "team/app").Context(), basic(pass))
+	if err != nil || len(tags) != 1 || tags[0] != "v1" {
+		t.Fatalf("tags %v %v", tags, err)
+	}
+	// Re-pushing the same image to a mutable tag is fine.
+	if err := remote.Write(ref, img, basic(pass)); err != nil {
+		t.Fatalf("re-push: %v", err)
+	}
+}
+
+func TestRegistryErrors(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	sess := e.session(ciAccount, "pusher")
+	pass := e.directPassword(sess, "us-east-1")
+	denied := e.directPassword(e.session(ciAccount, "tokenonly"), "us-east-1")
+	prodPass := e.directPassword(e.session(prodAccount, "pusher"), "us-east-1")
+	e.directRepo(ciEast, "app", "MUTABLE")
+	e.directRepo(prodEast, "app", "MUTABLE")
+	img, _ := random.Image(512, 1)
+	tests := []struct {
+		name   string
+		id     RegistryID
+		ref    string
+		pass   string
+		status int
+		code   string
+	}{
+		{"anonymous", ciEast, "app:v1", "", http.StatusUnauthorized, "DENIED"},
+		{"missing repository", ciEast, "nope:v1", pass, http.StatusNotFound, "NAME_UNKNOWN"},
+		{"identity policy denies", ciEast, "app:v1", denied, http.StatusForbidden, "DENIED"},
+		{"another account's password", prodEast, "app:v1", pass, http.StatusForbidden, "DENIED"},
+		{"own account works", prodEast, "app:v1", prodPass, 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := []remote.Option{}
+			if tt.pass != "" {
+				opts = append(opts, basic(tt.pass))
+			}
+			err := remote.Write(e.ref(tt.id, tt.ref), img, opts...)
+			if tt.status == 0 {
+				if err != nil {
+					t.Fatalf("push: %v", err)
+				}
+				return
+			}
+			// ggcr probes with HEAD (no body), so the code is only there for GET/PUT failures.
+			status, code := regStatus(err)
+			if status != tt.status || (code != "" && code != tt.code) {
+				t.Fatalf("got %d %s (%v), want %d %s", status, code, err, tt.status, tt.code)
+			}
+		})
+	}
+}
+
+func TestRegistryTokenExpires(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	sess := e.session(ciAccount, "pusher")
+	pass := e.directPassword(sess, "us-east-1")
+	e.directRepo(ciEast, "app", "MUTABLE")
+	img, _ := random.Image(512, 1)
+	if err := remote.Write(e.ref(ciEast, "app:v1"), img, basic(pass)); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.advance(e.svc.o.TokenTTL + time.Second)
+	err := remote.Write(e.ref(ciEast, "app:v2"), img, basic(pass))
+	if status, _ := regStatus(err); status != http.StatusUnauthorized {
+		t.Fatalf("push after expiry: %v", err)
+	}
+	resp := e.rawRequest(ciEast, http.MethodGet, "/v2/app/tags/list", pass, "", nil)
+	var body struct {
+		Errors []struct{ Code, Message string }
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	if resp.StatusCode != http.StatusUnauthorized || len(body.Errors) != 1 || body.Errors[0].Code != "DENIED" ||
+		body.Errors[0].Message != "Your authorization token has expired. Reauthenticate and try again." {
+		t.Fatalf("got %d %+v", resp.StatusCode, body)
+	}
+}
+
+func TestRegistryImmutableTags(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	pass := e.directPassword(e.session(ciAccount, "pusher"), "us-east-1")
+	e.directRepo(ciEast, "frozen", "IMMUTABLE")
+	a, _ := random.Image(512, 1)
+	b, _ := random.Image(512, 1)
+	ref := e.ref(ciEast, "frozen:v1")
+	if err := remote.Write(ref, a, basic(pass)); err != nil {
+		t.Fatal(err)
+	}
+	err := remote.Write(ref, b, basic(pass))
+	status, code := regStatus(err)
+	if status != http.StatusBadRequest || code != "TAG_INVALID" ||
+		!strings.Contains(err.Error(), "The image tag 'v1' already exists in the 'frozen' repository and cannot be overwritten because the repository is immutable.") {
+		t.Fatalf("other image: got %d %s: %v", status, code, err)
+	}
+	// ggcr skips the PUT when the tag already names the digest; ECR refuses the PUT itself.
+	raw, _ := a.RawManifest()
+	mt, _ := a.MediaType()
+	resp := e.putRaw(ciEast, "frozen/manifests/v1", pass, string(mt), raw)
+	if resp.StatusCode != http.StatusBadRequest || ociError(t, resp) != "TAG_INVALID" {
+		t.Fatalf("same image: %d", resp.StatusCode)
+	}
+	// Pushing by digest is not a tag write.
+	d, _ := b.Digest()
+	if err := remote.Write(e.ref(ciEast, "frozen@"+d.String()), b, basic(pass)); err != nil {
+		t.Fatalf("push by digest: %v", err)
+	}
+}
+
+// putRaw PUTs a manifest body with a content type.
+func (e *env) putRaw(id RegistryID, repoRef, pass, mediaType string, body []byte) *http.Response {
+	return e.rawRequest(id, http.MethodPut, "/v2/"+repoRef, pass, string(body), map[string]string{"Content-Type": mediaType})
+}
+
+func ociError(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	var body struct {
+		Errors []struct{ Code, Message string }
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	if len(body.Errors) == 0 {
+		return ""
+	}
+	return body.Errors[0].Code
+}
+
+func TestRegistryManifestValidation(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	pass := e.directPassword(e.session(ciAccount, "pusher"), "us-east-1")
+	e.directRepo(ciEast, "app", "MUTABLE")
+	e.directRepo(ciEast, "elsewhere", "MUTABLE")
+	img, _ := random.Image(512, 2)
+	raw, _ := img.RawManifest()
+	mt, _ := img.MediaType()
+	idx, _ := random.Index(256, 1, 2)
+	rawIdx, _ := idx.RawManifest()
+	idxMT, _ := idx.MediaType()
+
+	resp := e.putRaw(ciEast, "app/manifests/v1", pass, string(mt), raw)
+	if resp.StatusCode != http.StatusBadRequest || ociError(t, resp) != "MANIFEST_BLOB_UNKNOWN" {
+		t.Fatalf("manifest without blobs: %d", resp.StatusCode)
+	}
+	resp = e.putRaw(ciEast, "app/manifests/v1", pass, string(idxMT), rawIdx)
+	if resp.StatusCode != http.StatusBadRequest || ociError(t, resp) != "MANIFEST_UNKNOWN" {
+		t.Fatalf("index without children: %d", resp.StatusCode)
+	}
+	resp = e.putRaw(ciEast, "app/manifests/v1", pass, string(mt), []byte("{not json"))
+	if resp.StatusCode != http.StatusBadRequest || ociError(t, resp) != "MANIFEST_INVALID" {
+		t.Fatalf("garbage: %d", resp.StatusCode)
+	}
+	resp = e.putRaw(ciEast, "app/manifests/v1", pass, "application/vnd.oci.image.index.v1+json", raw)
+	if resp.StatusCode != http.StatusBadRequest || ociError(t, resp) != "MANIFEST_INVALID" {
+		t.Fatalf("media type mismatch: %d", resp.StatusCode)
+	}
+	// Blobs pushed to another repository do not count: ECR layers are per repository.
+	if err := remote.Write(e.ref(ciEast, "elsewhere:v1"), img, basic(pass)); err != nil {
+		t.Fatal(err)
+	}
+	resp = e.putRaw(ciEast, "app/manifests/v1", pass, string(mt), raw)
+	if resp.StatusCode != http.StatusBadRequest || ociError(t, resp) != "MANIFEST_BLOB_UNKNOWN" {
+		t.Fatalf("blobs of another repository: %d", resp.StatusCode)
+	}
+	d, _ := img.Digest()
+	resp = e.putRaw(ciEast, "elsewhere/manifests/sha256:"+strings.Repeat("0", 64), pass, string(mt), raw)
+	if resp.StatusCode != http.StatusBadRequest || ociError(t, resp) != "DIGEST_INVALID" {
+		t.Fatalf("digest mismatch: %d", resp.StatusCode)
+	}
+	resp = e.rawRequest(ciEast, http.MethodGet, "/v2/app/manifests/"+d.String(), pass, "", nil)
+	if resp.StatusCode != http.StatusNotFound || ociError(t, resp) != "MANIFEST_UNKNOWN" {
+		t.Fatalf("get missing: %d", resp.StatusCode)
+	}
+}
+
+func TestRegistryIndex(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	pass := e.directPassword(e.session(ciAccount, "pusher"), "us-east-1")
+	e.directRepo(ciEast, "multi", "IMMUTABLE")
+	idx, _ := random.Index(256, 1, 3)
+	ref := e.ref(ciEast, "multi:v1")
+	if err := remote.WriteIndex(ref, idx, basic(pass)); err != nil {
+		t.Fatalf("push index: %v", err)
+	}
+	got, err := remote.Index(ref, basic(pass))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := idx.Digest()
+	if d, _ := got.Digest(); d != want {
+		t.Fatalf("digest %s want %s", d, want)
+	}
+	im, _ := got.IndexManifest()
+	for _, m := range im.Manifests {
+		if _, err := remote.Image(e.ref(ciEast, "multi@"+m.Digest.String()), basic(pass)); err != nil {
+			t.Fatalf("child %s: %v", m.Digest, err)
+		}
+	}
+	rg, _ := e.svc.registry(ciEast)
+	rg.mu.RLock()
+	idxImg := rg.repos["multi"].images[want.String()]
+	rg.mu.RUnlock()
+	if idxImg == nil || idxImg.size <= 0 || idxImg.mediaType != mtOCIIndex {
+		t.Fatalf("index record %+v", idxImg)
+	}
+}
+
+func blobDigest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+func TestRegistryChunkedUpload(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	pass := e.directPassword(e.session(ciAccount, "pusher"), "us-east-1")
+	e.directRepo(ciEast, "app", "MUTABLE")
+	e.directRepo(ciEast, "other", "MUTABLE")
+	data := []byte(strings.Repeat("chunked-layer-", 1000))
+	digest := blobDigest(data)
+
+	resp := e.rawRequest(ciEast, http.MethodPost, "/v2/app/blobs/uploads/", pass, "", nil)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST %d", resp.StatusCode)
+	}
+	loc := resp.Header.Get("Location")
+	half := len(data) / 2
+	resp = e.rawRequest(ciEast, http.MethodPatch, loc, pass, string(data[:half]),
+		map[string]string{"Content-Range": fmt.Sprintf("0-%d", half-1), "Content-Type": "application/octet-stream"})
+	if resp.StatusCode != http.StatusAccepted || resp.Header.Get("Range") != fmt.Sprintf("0-%d", half-1) {
+		t.Fatalf("PATCH 1: %d %q", resp.StatusCode, resp.Header.Get("Range"))
+	}
+	resp = e.rawRequest(ciEast, http.MethodPatch, loc, pass, "xx", map[string]string{"Content-Range": "0-1"})
+	if resp.StatusCode != http.StatusRequestedRangeNotSatisfiable {
+		t.Fatalf("out-of-order PATCH: %d", resp.StatusCode)
+	}
+	resp = e.rawRequest(ciEast, http.MethodPatch, loc, pass, string(data[half:]),
+		map[string]string{"Content-Range": fmt.Sprintf("%d-%d", half, len(data)-1)})
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("PATCH 2: %d", resp.StatusCode)
+	}
+	resp = e.rawRequest(ciEast, http.MethodPut, loc+"?digest="+digest, pass, "", nil)
+	if resp.StatusCode != http.StatusCreated || resp.Header.Get("Docker-Content-Digest") != digest {
+		t.Fatalf("PUT %d", resp.StatusCode)
+	}
+	resp = e.rawRequest(ciEast, http.MethodHead, "/v2/app/blobs/"+digest, pass, "", nil)
+	if resp.StatusCode != http.StatusOK || resp.ContentLength != int64(len(data)) {
+		t.Fatalf("HEAD %d len %d", resp.StatusCode, resp.ContentLength)
+	}
+	resp = e.rawRequest(ciEast, http.MethodGet, "/v2/app/blobs/"+digest, pass, "", map[string]string{"Range": "bytes=0-9"})
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusPartialContent || string(b) != string(data[:10]) {
+		t.Fatalf("range GET %d %q", resp.StatusCode, b)
+	}
+	resp = e.rawRequest(ciEast, http.MethodHead, "/v2/other/blobs/"+digest, pass, "", nil)
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("blob visible in another repository: %d", resp.StatusCode)
+	}
+	// A wrong digest is refused and the blob is not stored.
+	resp = e.rawRequest(ciEast, http.MethodPost, "/v2/app/blobs/uploads/?digest=sha256:"+strings.Repeat("a", 64), pass, "hello", nil)
+	if resp.StatusCode != http.StatusBadRequest || ociError(t, resp) != "DIGEST_INVALID" {
+		t.Fatalf("monolithic bad digest: %d", resp.StatusCode)
+	}
+	resp = e.rawRequest(ciEast, http.MethodPatch, "/v2/app/blobs/uploads/no-such-upload", pass, "x", nil)
+	if resp.StatusCode != http.StatusNotFound || ociError(t, resp) != "BLOB_UPLOAD_UNKNOWN" {
+		t.Fatalf("unknown upload: %d", resp.StatusCode)
+	}
+	resp = e.rawRequest(ciEast, http.MethodPost, "/v2/missing/blobs/uploads/", pass, "", nil)
+	if resp.StatusCode != http.StatusNotFound || ociError(t, resp) != "NAME_UNKNOWN" {
+		t.Fatalf("upload to missing repo: %d", resp.StatusCode)
+	}
+}
+
+func TestRegistryMount(t *testing.T) {
+	for _, enabled := range []bool{false, true} {
+		t.Run(fmt.Sprintf("mounting=%v", enabled), func(t *testing.T) {
+			e := newEnv(t, envOptions{blobMounting: enabled})
+			pass := e.directPassword(e.session(ciAccount, "pusher"), "us-east-1")
+			e.directRepo(ciEast, "base", "MUTABLE")
+			e.directRepo(ciEast, "app", "MUTABLE")
+			data := "shared layer"
+			d := blobDigest([]byte(data))
+			resp := e.rawRequest(ciEast, http.MethodPost, "/v2/base/blobs/uploads/?digest="+d, pass, data, nil)
+			if resp.StatusCode != http.StatusCreated {
+				t.Fatalf("seed: %d", resp.StatusCode)
+			}
+			resp = e.rawRequest(ciEast, http.MethodPost, "/v2/app/blobs/uploads/?mount="+d+"&from=base", pass, "", nil)
+			want := http.StatusAccepted
+			if enabled {
+				want = http.StatusCreated
+			}
+			if resp.StatusCode != want {
+				t.Fatalf("mount: %d, want %d", resp.StatusCode, want)
+			}
+		})
+	}
+}
