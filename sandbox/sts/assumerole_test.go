@@ -36,6 +36,7 @@ func (e *env) assumeRole(creds aws.CredentialsProvider, role, session string, du
 }
 
 func TestAssumeRoleChainingIntoAnotherAccount(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ci := e.ciCreds("gha-run-7")
 
@@ -80,6 +81,7 @@ func TestAssumeRoleChainingIntoAnotherAccount(t *testing.T) {
 }
 
 func TestAssumeRoleRefused(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	// Same-account targets: one trusts the ci role by ARN (no identity policy needed), one
 	// only trusts the account root (the identity policy must grant it, and does not).
@@ -135,6 +137,7 @@ func TestAssumeRoleRefused(t *testing.T) {
 }
 
 func TestAssumeRoleFromUserIsNotChained(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	grant := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"arn:aws:iam::111122223333:role/long"}]}`
 	u := &world.User{Account: ciAccount, Name: "deployer", Policies: []*iam.Policy{mustPolicy(t, grant)}}

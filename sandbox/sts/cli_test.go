@@ -49,6 +49,7 @@ func awsCLI(t *testing.T, env []string, args ...string) (stdout, stderr string, 
 }
 
 func TestAWSCLIParsesResponses(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	stdout, stderr, err := awsCLI(t, nil, "sts", "assume-role-with-web-identity", "--endpoint-url", e.server.URL,
 		"--no-sign-request", "--output", "json", "--role-arn", ciRoleARN, "--role-session-name", "cli",

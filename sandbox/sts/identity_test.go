@@ -12,6 +12,7 @@ import (
 )
 
 func TestGetCallerIdentity(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	out, err := e.webIdentity(ciRoleARN, "who", e.ghToken(nil), 0)
 	if err != nil {
@@ -68,6 +69,7 @@ func TestGetCallerIdentity(t *testing.T) {
 // TestGetCallerIdentityShortLifetime expires credentials on the real clock, as the
 // sandbox's short-lived credential setting makes them.
 func TestGetCallerIdentityShortLifetime(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.world.CredentialLifetime = time.Second
 	out, err := e.webIdentity(ciRoleARN, "brief", e.ghToken(nil), 0)

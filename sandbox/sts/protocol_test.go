@@ -41,6 +41,7 @@ type xmlError struct {
 }
 
 func TestProtocolErrors(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	arwwi := func(kv ...string) url.Values {
 		v := url.Values{"Action": {"AssumeRoleWithWebIdentity"}, "Version": {"2011-06-15"}}
@@ -97,6 +98,7 @@ func TestProtocolErrors(t *testing.T) {
 }
 
 func TestProtocolSuccessShape(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	form := url.Values{"Action": {"AssumeRoleWithWebIdentity"}, "Version": {"2011-06-15"}, "RoleArn": {ciRoleARN},
 		"RoleSessionName": {"raw"}, "WebIdentityToken": {e.ghToken(nil)}, "DurationSeconds": {"900"}}
@@ -134,6 +136,7 @@ func TestProtocolSuccessShape(t *testing.T) {
 // TestLogsHoldNoSecrets runs successes and refusals with a logger and checks that no token,
 // key or session token reaches it.
 func TestLogsHoldNoSecrets(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	var buf bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -17,6 +17,7 @@ import (
 )
 
 func TestWebIdentitySuccess(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	before := time.Now().Truncate(time.Second)
 	out, err := e.webIdentity(ciRoleARN, "gha-run-1", e.ghToken(nil), 0)
@@ -54,6 +55,7 @@ func TestWebIdentitySuccess(t *testing.T) {
 }
 
 func TestWebIdentityProviderSDK(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	tok := e.ghToken(nil)
 	p := stscreds.NewWebIdentityRoleProvider(e.client(nil), ciRoleARN, tokenFunc(func() ([]byte, error) {
@@ -83,6 +85,7 @@ type tokenFunc func() ([]byte, error)
 func (f tokenFunc) GetIdentityToken() ([]byte, error) { return f() }
 
 func TestWebIdentityCredentialLifetimeCap(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.world.CredentialLifetime = 60 * time.Second
 	out, err := e.webIdentity(ciRoleARN, "short", e.ghToken(nil), 3600)
@@ -95,6 +98,7 @@ func TestWebIdentityCredentialLifetimeCap(t *testing.T) {
 }
 
 func TestWebIdentityRefused(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 
 	claims := func() map[string]any {
@@ -222,6 +226,7 @@ func newEnvWith(t *testing.T, e *env, extra ...sts.Provider) *env {
 }
 
 func TestWebIdentityGoogle(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 
 	out, err := e.webIdentity(gcpRoleARN, "gcp-build", e.googleToken(nil), 0)
