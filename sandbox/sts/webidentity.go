@@ -10,6 +10,7 @@ import (
 
 	"github.com/ecrpush/ecrpush/sandbox/iam"
 	"github.com/ecrpush/ecrpush/sandbox/oidc"
+	"github.com/ecrpush/ecrpush/sandbox/world"
 )
 
 const actionWebIdentity = "sts:AssumeRoleWithWebIdentity"
@@ -65,10 +66,10 @@ func (s *Server) assumeRoleWithWebIdentity(ctx context.Context, r *request) (any
 	if aerr != nil {
 		return nil, aerr
 	}
-	sess := s.world.Issue(role, c.sessionName, d, false)
-	// Recorded before the credentials leave this function, so no caller can see the session
-	// without them.
-	sess.Subject, sess.Provider, sess.Audience = id.subject, id.issuer, id.audience
+	// The web identity is recorded before the session is published, so no reader sees it half-written.
+	sess := s.world.IssueWith(role, c.sessionName, d, false, func(ss *world.Session) {
+		ss.Subject, ss.Provider, ss.Audience = id.subject, id.issuer, id.audience
+	})
 	s.log.Info("sts issued web identity session", "role", role.ARN(), "session", c.sessionName,
 		"provider", id.provider.Name, "subject", id.subject, "expiration", sess.Expiration)
 	return webIdentityResponse{

@@ -214,6 +214,12 @@ func (w *World) Role(arn string) (*Role, bool) {
 
 // Issue creates temporary credentials for a role session that expire after d.
 func (w *World) Issue(r *Role, sessionName string, d time.Duration, chained bool) *Session {
+	return w.IssueWith(r, sessionName, d, chained, nil)
+}
+
+// IssueWith is Issue with a hook that fills in more of the session (the web identity) before it is
+// published, so no reader ever sees it half-written.
+func (w *World) IssueWith(r *Role, sessionName string, d time.Duration, chained bool, fill func(*Session)) *Session {
 	now := w.now()
 	s := &Session{
 		AccessKeyID:     "ASIA" + randomID(16),
@@ -225,6 +231,9 @@ func (w *World) Issue(r *Role, sessionName string, d time.Duration, chained bool
 		SessionName:     sessionName,
 		Chained:         chained,
 		Issued:          now,
+	}
+	if fill != nil {
+		fill(s)
 	}
 	w.mu.Lock()
 	w.sessions[s.AccessKeyID] = s
@@ -315,7 +324,7 @@ func randomSecret(n int) string {
 
 // idFor derives a stable pseudo unique id for an ARN.
 func idFor(arn string) string {
-	s := base32.StdEncoding.EncodeToString([]byte(arn))
+	s := strings.TrimRight(base32.StdEncoding.EncodeToString([]byte(arn)), "=")
 	if len(s) > 17 {
 		s = s[len(s)-17:]
 	}
