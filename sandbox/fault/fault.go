@@ -1,6 +1,9 @@
 package fault
 
-import "net/http"
+import (
+	"net/http"
+	"sync"
+)
 
 // Protocol decides how a throttle is expressed.
 type Protocol int
@@ -21,18 +24,103 @@ type Config struct {
 	RetryAfter   Duration `json:"retryAfter"`   // Retry-After on 429 (default 1s)
 }
 
-// Duration is a time.Duration that reads "150ms" from JSON/YAML.
-type Duration struct { /* TODO */
+// Kind is the kind of an injected fault.
+type Kind string
+
+const (
+	Error500 Kind = "error500"
+	Error503 Kind = "error503"
+	Throttle Kind = "throttle"
+	Reset    Kind = "reset"
+)
+
+// Event is one injected fault: the Seq-th request (from 1) on Endpoint got Kind.
+type Event struct {
+	Endpoint string `json:"endpoint"`
+	Seq      int64  `json:"seq"`
+	Kind     Kind   `json:"kind"`
 }
 
 // Injector decides faults from a seeded source so a failing run can be replayed.
-type Injector struct { /* TODO */
+// It is safe for concurrent use; a nil *Injector injects nothing.
+type Injector struct {
+	seed int64
+
+	mu        sync.Mutex
+	endpoints map[string]*endpointState
+	events    []Event
+}
+
+type endpointState struct {
+	cfg Config
+	seq int64
 }
 
 // New returns an injector whose decisions derive from seed.
-func New(seed int64) *Injector { panic("TODO") }
+func New(seed int64) *Injector {
+	return &Injector{seed: seed, endpoints: map[string]*endpointState{}}
+}
+
+// Seed is the seed the injector was created with (log it so a run can be replayed).
+func (in *Injector) Seed() int64 { return in.seed }
 
 // Wrap returns h with faults injected per cfg, named endpoint for the log.
 func (in *Injector) Wrap(endpoint string, p Protocol, cfg Config, h http.Handler) http.Handler {
-	panic("TODO")
+	if in == nil {
+		return h
+	}
+	in.Set(endpoint, cfg)
+	return &handler{in: in, endpoint: endpoint, protocol: p, next: h}
+}
+
+// Set replaces an endpoint's fault profile; requests already in flight keep the old one.
+func (in *Injector) Set(endpoint string, cfg Config) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.state(endpoint).cfg = cfg
+}
+
+// Config returns an endpoint's current fault profile.
+func (in *Injector) Config(endpoint string) (Config, bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	st, ok := in.endpoints[endpoint]
+	if !ok {
+		return Config{}, false
+	}
+	return st.cfg, true
+}
+
+// Events returns the faults injected so far, in the order they were injected.
+func (in *Injector) Events() []Event {
+	if in == nil {
+		return nil
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return append([]Event(nil), in.events...)
+}
+
+func (in *Injector) state(endpoint string) *endpointState {
+	st, ok := in.endpoints[endpoint]
+	if !ok {
+		st = &endpointState{}
+		in.endpoints[endpoint] = st
+	}
+	return st
+}
+
+// next numbers a request on endpoint and returns the profile it runs under.
+func (in *Injector) next(endpoint string) (int64, Config) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	st := in.state(endpoint)
+	st.seq++
+	return st.seq, st.cfg
+}
+
+func (in *Injector) record(e Event) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.events = append(in.events, e)
 }
