@@ -1,0 +1,74 @@
+package progress
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestRenderer(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		terminal bool
+		want     []string
+	}{
+		{"terminal", true, []string{"\r", "\x1b[K", "[", "%", "a: done, 1.0 MiB"}},
+		{"log", false, []string{"a: ", "% (", " of 1.0 MiB", "a: done, 1.0 MiB"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out syncBuf
+			r := New(&out, tc.terminal, 10*time.Millisecond)
+			var n atomic.Int64
+			task := r.Start("a", 1<<20, n.Load)
+			for i := 0; i < 4; i++ {
+				n.Add(1 << 18)
+				time.Sleep(15 * time.Millisecond)
+			}
+			task.Finish(nil)
+			got := out.String()
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("output %q lacks %q", got, w)
+				}
+			}
+			if !tc.terminal && strings.Contains(got, "\r") {
+				t.Errorf("log output has carriage returns: %q", got)
+			}
+		})
+	}
+}
+
+func TestForSharesPerWriter(t *testing.T) {
+	var a, b syncBuf
+	if For(&a, true) != For(&a, true) || For(&a, true) == For(&b, true) {
+		t.Fatal("For must return one renderer per writer")
+	}
+}
+
+func TestHuman(t *testing.T) {
+	for in, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 3 << 30: "3.0 GiB"} {
+		if got := human(in); got != want {
+			t.Errorf("human(%d) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,207 @@
+package push
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/time/rate"
+)
+
+// retryAfterTransport sleeps for a 429/503 response's Retry-After before handing the response back,
+// so ggcr's own retry (which ignores the header) comes only after the server's requested pause.
+// The sleep is capped and ends early when the request's context does.
+type retryAfterTransport struct {
+	inner http.RoundTripper
+	max   time.Duration
+	log   *slog.Logger
+}
+
+func (t *retryAfterTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.inner.RoundTrip(req)
+	if err != nil || (resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable) {
+		return resp, err
+	}
+	d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	if !ok {
+		return resp, nil
+	}
+	if d > t.max {
+		d = t.max
+	}
+	t.log.Info("registry asked to slow down", "status", resp.StatusCode, "host", req.URL.Host, "wait", d.String())
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-req.Context().Done():
+	}
+	return resp, nil
+}
+
+// parseRetryAfter reads delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.Atoi(v); err == nil {
+		if n < 0 {
+			return 0, false
+		}
+		return time.Duration(n) * time.Second, true
+	}
+	if at, err := http.ParseTime(v); err == nil {
+		d := at.Sub(now)
+		if d < 0 {
+			d = 0
+		}
+		return d, true
+	}
+	return 0, false
+}
+
+// manifestLimiters holds one limiter per (registry host, rate), shared by every publisher in the
+// process, so several destinations in one registry together stay under the registry's PUT quota.
+var manifestLimiters sync.Map // limiterKey → *rate.Limiter
+
+type limiterKey struct {
+	host string
+	rate float64
+}
+
+func manifestLimiter(host string, perSecond float64) *rate.Limiter {
+	k := limiterKey{host, perSecond}
+	if l, ok := manifestLimiters.Load(k); ok {
+		return l.(*rate.Limiter)
+	}
+	l, _ := manifestLimiters.LoadOrStore(k, rate.NewLimiter(rate.Limit(perSecond), 1))
+	return l.(*rate.Limiter)
+}
+
+// rateLimitTransport holds manifest PUTs to a per-host rate (ECR's PutImage quota is 10/s).
+type rateLimitTransport struct {
+	inner     http.RoundTripper
+	perSecond float64
+}
+
+func (t *rateLimitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.perSecond > 0 && req.Method == http.MethodPut && strings.Contains(req.URL.Path, "/manifests/") {
+		if err := manifestLimiter(req.URL.Host, t.perSecond).Wait(req.Context()); err != nil {
+			return nil, err
+		}
+	}
+	return t.inner.RoundTrip(req)
+}
+
+// meter counts what one Publish sent: blob bytes on the wire and blobs the registry already had.
+type meter struct {
+	uploaded     atomic.Int64
+	presentBytes atomic.Int64
+	manifest     atomic.Int64 // manifest PUTs
+	sizes        map[v1.Hash]int64
+	mu           sync.Mutex
+	present      map[v1.Hash]bool
+}
+
+func newMeter() *meter { return &meter{present: map[v1.Hash]bool{}, sizes: map[v1.Hash]int64{}} }
+
+// markPresent records a blob the registry already had (once per blob).
+func (m *meter) markPresent(h v1.Hash) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.present[h] {
+		m.present[h] = true
+		m.presentBytes.Add(m.sizes[h])
+	}
+}
+
+func (m *meter) isPresent(h v1.Hash) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.present[h]
+}
+
+// meterTransport feeds a meter: bodies of blob upload requests are counted as they are read, a
+// blob HEAD answered 200 (or a mount answered 201) marks that blob present.
+type meterTransport struct {
+	inner http.RoundTripper
+	m     *meter
+}
+
+func (t *meterTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	path := req.URL.Path
+	upload := strings.Contains(path, "/blobs/uploads/")
+	if upload && req.Body != nil && req.Body != http.NoBody {
+		req = req.Clone(req.Context())
+		req.Body = &countingBody{rc: req.Body, n: &t.m.uploaded}
+		if gb := req.GetBody; gb != nil {
+			req.GetBody = func() (io.ReadCloser, error) {
+				rc, err := gb()
+				if err != nil {
+					return nil, err
+				}
+				return &countingBody{rc: rc, n: &t.m.uploaded}, nil
+			}
+		}
+	}
+	if req.Method == http.MethodPut && strings.Contains(path, "/manifests/") {
+		t.m.manifest.Add(1)
+	}
+	resp, err := t.inner.RoundTrip(req)
+	if err != nil {
+		return resp, err
+	}
+	switch {
+	case req.Method == http.MethodHead && resp.StatusCode == http.StatusOK && strings.Contains(path, "/blobs/sha256:"):
+		if h, err := v1.NewHash(path[strings.LastIndex(path, "/")+1:]); err == nil {
+			t.m.markPresent(h)
+		}
+	case req.Method == http.MethodPost && upload && resp.StatusCode == http.StatusCreated:
+		if h, err := v1.NewHash(req.URL.Query().Get("mount")); err == nil {
+			t.m.markPresent(h)
+		}
+	}
+	return resp, nil
+}
+
+type countingBody struct {
+	rc io.ReadCloser
+	n  *atomic.Int64
+}
+
+func (c *countingBody) Read(p []byte) (int, error) {
+	n, err := c.rc.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func (c *countingBody) Close() error { return c.rc.Close() }
+
+// stackTransport builds the per-Publish transport under ggcr's retry and auth layers:
+// Retry-After on the outside (it must see the throttling response), then the manifest rate limit,
+// then the meter, then the base transport.
+func stackTransport(base http.RoundTripper, o *options, m *meter) http.RoundTripper {
+	var rt http.RoundTripper = &meterTransport{inner: base, m: m}
+	rt = &rateLimitTransport{inner: rt, perSecond: o.manifestRate}
+	return &retryAfterTransport{inner: rt, max: o.retryAfterMax, log: o.log}
+}
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
