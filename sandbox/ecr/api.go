@@ -155,7 +155,7 @@ func (c *call) action() string { return "ecr:" + c.op }
 
 // authorize checks the caller's identity policies.
 func (c *call) authorize(action, resource string) *apiError {
-	if !c.s.w.Authorize(c.sess, action, resource, nil) {
+	if !c.s.allowed(c.sess, action, resource, c.region) {
 		return newAPIError(excAccessDenied, "%s", accessDenied(c.sess.ARN(), action, resource, false))
 	}
 	return nil

@@ -172,7 +172,7 @@ func opDescribeRepositories(c *call) (any, *apiError) {
 	if len(in.RepositoryNames) == 0 { // listing: only what the caller may describe
 		visible := repos[:0]
 		for _, r := range repos {
-			if c.s.w.Authorize(c.sess, c.action(), r.RepositoryArn, nil) {
+			if c.s.allowed(c.sess, c.action(), r.RepositoryArn, c.region) {
 				visible = append(visible, r)
 			}
 		}

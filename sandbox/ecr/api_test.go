@@ -23,6 +23,7 @@ import (
 var ctx = context.Background()
 
 func TestAPIAuthentication(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	good := e.session(ciAccount, "pusher")
 	forged := &world.Session{AccessKeyID: "ASIAFORGEDFORGED0000", SecretAccessKey: "x", SessionToken: "y"}
@@ -51,6 +52,7 @@ func TestAPIAuthentication(t *testing.T) {
 }
 
 func TestAPIGetAuthorizationToken(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	sess := e.w.Issue(e.roles[ciAccount+"/pusher"], "s", 30*time.Minute, false)
 	out, err := e.client(sess, "eu-west-1").GetAuthorizationToken(ctx, &awsecr.GetAuthorizationTokenInput{})
@@ -89,12 +91,23 @@ func TestAPIGetAuthorizationToken(t *testing.T) {
 }
 
 func TestAPIAccessDenied(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	sess := e.session(ciAccount, "tokenonly")
 	_, err := e.client(sess, "us-east-1").CreateRepository(ctx, &awsecr.CreateRepositoryInput{RepositoryName: aws.String("app")})
 	want := "User: arn:aws:sts::111122223333:assumed-role/tokenonly/test is not authorized to perform: ecr:CreateRepository on resource: arn:aws:ecr:us-east-1:111122223333:repository/app because no identity-based policy allows the ecr:CreateRepository action"
 	if apiCode(err) != "AccessDeniedException" || !strings.Contains(err.Error(), want) {
 		t.Fatalf("got %v", err)
+	}
+	// Global condition keys reach the policy: this role may only work in eu-west-1.
+	e.addRole(ciAccount, "westonly", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:*","Resource":"*",
+		"Condition":{"StringEquals":{"aws:RequestedRegion":"eu-west-1"}}}]}`)
+	west := e.session(ciAccount, "westonly")
+	if _, err := e.client(west, "us-east-1").CreateRepository(ctx, &awsecr.CreateRepositoryInput{RepositoryName: aws.String("app")}); apiCode(err) != "AccessDeniedException" {
+		t.Fatalf("us-east-1: %v", err)
+	}
+	if _, err := e.client(west, "eu-west-1").CreateRepository(ctx, &awsecr.CreateRepositoryInput{RepositoryName: aws.String("app")}); err != nil {
+		t.Fatalf("eu-west-1: %v", err)
 	}
 	pusher := e.session(ciAccount, "pusher")
 	_, err = e.client(pusher, "us-east-1").DescribeImages(ctx, &awsecr.DescribeImagesInput{
@@ -105,6 +118,7 @@ func TestAPIAccessDenied(t *testing.T) {
 }
 
 func TestAPIRepositories(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	c := e.client(e.session(ciAccount, "pusher"), "us-east-1")
 	out, err := c.CreateRepository(ctx, &awsecr.CreateRepositoryInput{
@@ -174,6 +188,7 @@ func TestAPIRepositories(t *testing.T) {
 }
 
 func TestAPIImages(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	sess := e.session(ciAccount, "pusher")
 	c := e.client(sess, "us-east-1")
@@ -275,6 +290,7 @@ func TestAPIImages(t *testing.T) {
 }
 
 func TestAPIReplicationConfigurationValidation(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	c := e.client(e.session(ciAccount, "pusher"), "us-east-1")
 	dest := func(region, acct string) types.ReplicationDestination {
@@ -327,6 +343,7 @@ func TestAPIReplicationConfigurationValidation(t *testing.T) {
 }
 
 func TestAPIRegistryPolicy(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	c := e.client(e.session(prodAccount, "pusher"), "us-east-1")
 	if _, err := c.GetRegistryPolicy(ctx, &awsecr.GetRegistryPolicyInput{}); apiCode(err) != "RegistryPolicyNotFoundException" {
@@ -384,6 +401,7 @@ func signedCall(t *testing.T, e *env, s *world.Session, target, body string) (in
 func hexSHA256(s string) string { return strings.TrimPrefix(blobDigest([]byte(s)), "sha256:") }
 
 func TestAPIProtocolErrors(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	s := e.session(ciAccount, "pusher")
 	cases := []struct {

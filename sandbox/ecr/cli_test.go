@@ -44,6 +44,7 @@ func awsCLI(t *testing.T, e *env, s *world.Session, args ...string) (map[string]
 
 // TestAWSCLI checks that responses deserialize in botocore (aws CLI v1), timestamps included.
 func TestAWSCLI(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("spawns the aws CLI")
 	}

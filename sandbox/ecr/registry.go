@@ -157,7 +157,7 @@ func (rg *registry) authenticate(r *http.Request) (*token, *regError) {
 // registry is always denied (the sandbox has no repository policies to grant it).
 func (rg *registry) authorize(sess *world.Session, action, repo string) *regError {
 	resource := rg.repoARN(repo)
-	if !rg.s.w.Authorize(sess, action, resource, nil) {
+	if !rg.s.allowed(sess, action, resource, rg.id.Region) {
 		return newRegError(http.StatusForbidden, "DENIED", "%s", accessDenied(sess.ARN(), action, resource, false))
 	}
 	if sess.Account != rg.id.Account {

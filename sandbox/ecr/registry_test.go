@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 )
 
 func TestRegistryBaseAuth(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	sess := e.session(ciAccount, "pusher")
 	good := e.directPassword(sess, "us-east-1")
@@ -48,6 +50,7 @@ func TestRegistryBaseAuth(t *testing.T) {
 }
 
 func TestRegistryPushPull(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	sess := e.session(ciAccount, "pusher")
 	pass := e.directPassword(sess, "us-east-1")
@@ -90,6 +93,7 @@ func TestRegistryPushPull(t *testing.T) {
 }
 
 func TestRegistryErrors(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	sess := e.session(ciAccount, "pusher")
 	pass := e.directPassword(sess, "us-east-1")
@@ -135,6 +139,7 @@ func TestRegistryErrors(t *testing.T) {
 }
 
 func TestRegistryTokenExpires(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	sess := e.session(ciAccount, "pusher")
 	pass := e.directPassword(sess, "us-east-1")
@@ -160,6 +165,7 @@ func TestRegistryTokenExpires(t *testing.T) {
 }
 
 func TestRegistryImmutableTags(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	pass := e.directPassword(e.session(ciAccount, "pusher"), "us-east-1")
 	e.directRepo(ciEast, "frozen", "IMMUTABLE")
@@ -207,6 +213,7 @@ func ociError(t *testing.T, resp *http.Response) string {
 }
 
 func TestRegistryManifestValidation(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	pass := e.directPassword(e.session(ciAccount, "pusher"), "us-east-1")
 	e.directRepo(ciEast, "app", "MUTABLE")
@@ -254,6 +261,7 @@ func TestRegistryManifestValidation(t *testing.T) {
 }
 
 func TestRegistryIndex(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	pass := e.directPassword(e.session(ciAccount, "pusher"), "us-east-1")
 	e.directRepo(ciEast, "multi", "IMMUTABLE")
@@ -291,6 +299,7 @@ func blobDigest(b []byte) string {
 }
 
 func TestRegistryChunkedUpload(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	pass := e.directPassword(e.session(ciAccount, "pusher"), "us-east-1")
 	e.directRepo(ciEast, "app", "MUTABLE")
@@ -350,6 +359,7 @@ func TestRegistryChunkedUpload(t *testing.T) {
 }
 
 func TestRegistryMount(t *testing.T) {
+	t.Parallel()
 	for _, enabled := range []bool{false, true} {
 		t.Run(fmt.Sprintf("mounting=%v", enabled), func(t *testing.T) {
 			e := newEnv(t, envOptions{blobMounting: enabled})
@@ -371,5 +381,66 @@ func TestRegistryMount(t *testing.T) {
 				t.Fatalf("mount: %d, want %d", resp.StatusCode, want)
 			}
 		})
+	}
+}
+
+// patternReader yields n deterministic bytes without holding them.
+type patternReader struct{ n, off int64 }
+
+func (p *patternReader) Read(b []byte) (int, error) {
+	if p.off >= p.n {
+		return 0, io.EOF
+	}
+	if rem := p.n - p.off; int64(len(b)) > rem {
+		b = b[:rem]
+	}
+	for i := range b {
+		b[i] = byte((p.off + int64(i)) * 31 >> 3)
+	}
+	p.off += int64(len(b))
+	return len(b), nil
+}
+
+// TestRegistryLargeBlobStreams pushes a 64 MiB layer in one streamed PATCH and checks the
+// server never buffered it: the heap grows far less than the blob.
+func TestRegistryLargeBlobStreams(t *testing.T) { // not parallel: it measures allocations
+	if testing.Short() {
+		t.Skip("64 MiB upload")
+	}
+	const size = 64 << 20
+	e := newEnv(t, envOptions{})
+	pass := e.directPassword(e.session(ciAccount, "pusher"), "us-east-1")
+	e.directRepo(ciEast, "big", "MUTABLE")
+	h := sha256.New()
+	if _, err := io.Copy(h, &patternReader{n: size}); err != nil {
+		t.Fatal(err)
+	}
+	digest := "sha256:" + hex.EncodeToString(h.Sum(nil))
+
+	resp := e.rawRequest(ciEast, http.MethodPost, "/v2/big/blobs/uploads/", pass, "", nil)
+	loc := resp.Header.Get("Location")
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	req, _ := http.NewRequest(http.MethodPatch, e.regs[ciEast].URL+loc, &patternReader{n: size})
+	req.SetBasicAuth("AWS", pass)
+	presp, err := http.DefaultClient.Do(req)
+	if err != nil || presp.StatusCode != http.StatusAccepted {
+		t.Fatalf("PATCH: %v %v", err, presp)
+	}
+	presp.Body.Close()
+	runtime.ReadMemStats(&after)
+	if grew := int64(after.TotalAlloc) - int64(before.TotalAlloc); grew > size/2 {
+		t.Fatalf("allocated %d bytes streaming a %d-byte blob", grew, size)
+	}
+	resp = e.rawRequest(ciEast, http.MethodPut, loc+"?digest="+digest, pass, "", nil)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT %d", resp.StatusCode)
+	}
+	resp = e.rawRequest(ciEast, http.MethodGet, "/v2/big/blobs/"+digest, pass, "", nil)
+	g := sha256.New()
+	n, _ := io.Copy(g, resp.Body)
+	if n != size || "sha256:"+hex.EncodeToString(g.Sum(nil)) != digest {
+		t.Fatalf("read back %d bytes", n)
 	}
 }

@@ -173,3 +173,14 @@ func (s *Service) registry(id RegistryID) (*registry, bool) {
 	rg, ok := s.registries[id]
 	return rg, ok
 }
+
+// allowed evaluates the caller's identity policies with the global condition keys IAM
+// supplies for every request.
+func (s *Service) allowed(sess *world.Session, action, resource, region string) bool {
+	ctx := map[string][]string{
+		"aws:RequestedRegion":  {region},
+		"aws:PrincipalAccount": {sess.Account},
+		"aws:PrincipalArn":     {sess.Principal().ID},
+	}
+	return s.w.Authorize(sess, action, resource, ctx)
+}
