@@ -27,6 +27,8 @@
 //     '<field>' failed to satisfy constraint: '<constraint>'" wording, including
 //     PutReplicationConfiguration's (more than 10 rules, more than 25 unique destinations,
 //     a destination equal to the source, filterType other than PREFIX_MATCH, bad filter).
+//   - Identity policies are evaluated with aws:RequestedRegion, aws:PrincipalAccount and
+//     aws:PrincipalArn in the request context, on the API and on the registry alike.
 //   - Cross-account API calls (a registryId naming another account) are denied: the sandbox
 //     has no repository policies. Blob mounting (Options.BlobMounting) is off by default,
 //     as ECR's BLOB_MOUNTING account setting.
