@@ -105,8 +105,7 @@ func (c *contents) blobBytes() int64 {
 func (a *Artifact) contents() (*contents, error) {
 	c := &contents{}
 	seen := map[v1.Hash]bool{}
-	var walkImage func(img v1.Image) error
-	walkImage = func(img v1.Image) error {
+	walkImage := func(img v1.Image) error {
 		cl, err := partial.ConfigLayer(img)
 		if err != nil {
 			return fmt.Errorf("config: %w", err)

@@ -53,6 +53,7 @@ func unixServer(t testing.TB, h http.Handler) string {
 }
 
 func TestDaemonSource(t *testing.T) {
+	t.Parallel()
 	f := makeFixtures(t)
 	var calls atomic.Int64
 	engine := fakeEngine(t, f.save, "example.com/app:v1", &calls)
@@ -109,6 +110,7 @@ func TestDaemonSource(t *testing.T) {
 
 // An unreadable socket names DOCKER_HOST and permissions.
 func TestDaemonSocketPermission(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() == 0 {
 		t.Skip("root ignores socket permissions")
 	}
@@ -124,6 +126,7 @@ func TestDaemonSocketPermission(t *testing.T) {
 }
 
 func TestDaemonNameDefaultsToLatest(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"app":                   "app:latest",
 		"app:1":                 "app:1",

@@ -99,7 +99,8 @@ func (k *ecrKeychain) refresh(ctx context.Context) error {
 func (k *ecrKeychain) refreshLocked(ctx context.Context) error {
 	in := &ecr.GetAuthorizationTokenInput{}
 	if k.registryID != "" {
-		in.RegistryIds = []string{k.registryID} //nolint:staticcheck // still honoured, and the only way to name another account's proxyEndpoint
+		//lint:ignore SA1019 still honoured by ECR, and the only way to get another account's proxyEndpoint
+		in.RegistryIds = []string{k.registryID}
 	}
 	k.requests.Add(1)
 	out, err := k.client.GetAuthorizationToken(ctx, in)

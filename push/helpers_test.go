@@ -268,7 +268,7 @@ type distribution struct {
 	host, user, pass string
 }
 
-func (d distribution) keychain() authn.Keychain { return staticKeychain{d.host, d.user, d.pass} }
+func (d distribution) keychain() authn.Keychain { return staticKeychain(d) }
 
 func startDistribution(t testing.TB) distribution {
 	t.Helper()

@@ -24,6 +24,7 @@ import (
 // Every source kind pushes, reads back digest-identical under every tag, and a second push of the
 // same artifact uploads nothing.
 func TestPublishEachSourceKind(t *testing.T) {
+	t.Parallel()
 	f := makeFixtures(t)
 	for i, ref := range []string{
 		"oci-layout:" + f.layout + ":v1",
@@ -68,6 +69,7 @@ func TestPublishEachSourceKind(t *testing.T) {
 
 // A new tag on an image whose blobs are all there uploads no blob bytes, and HEAD finds them.
 func TestPublishCountsPresentBlobs(t *testing.T) {
+	t.Parallel()
 	f := makeFixtures(t)
 	dst := testRegistry(t, nil)
 	a, _ := load(t, "oci-layout:"+f.layout+":v1")
@@ -95,6 +97,7 @@ func TestPublishCountsPresentBlobs(t *testing.T) {
 }
 
 func TestIndexKeepsDigestAndPlatformPicksOne(t *testing.T) {
+	t.Parallel()
 	f := makeFixtures(t)
 	dst := testRegistry(t, nil)
 	idx, err := load(t, "oci-layout:"+f.layout+":multi")
@@ -127,6 +130,7 @@ func TestIndexKeepsDigestAndPlatformPicksOne(t *testing.T) {
 }
 
 func TestImmutableConflictWritesNothing(t *testing.T) {
+	t.Parallel()
 	f := makeFixtures(t)
 	var writes atomic.Int64
 	dst := testRegistry(t, func(h http.Handler) http.Handler {
@@ -175,6 +179,7 @@ func TestImmutableConflictWritesNothing(t *testing.T) {
 }
 
 func TestBadTagIsFixable(t *testing.T) {
+	t.Parallel()
 	f := makeFixtures(t)
 	a, _ := load(t, "oci-layout:"+f.layout+":v1")
 	for _, tag := range []string{"", "-x", "a b", strings.Repeat("x", 129)} {
@@ -187,6 +192,7 @@ func TestBadTagIsFixable(t *testing.T) {
 
 // A 429 with Retry-After: 1 on the first blob upload is waited out, then the push succeeds.
 func TestRetryAfterHonoured(t *testing.T) {
+	t.Parallel()
 	f := makeFixtures(t)
 	var once sync.Once
 	var throttledAt time.Time
@@ -229,6 +235,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 }
 
 func TestParseRetryAfter(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	for in, want := range map[string]time.Duration{
 		"1": time.Second, "0": 0, "120": 2 * time.Minute,
@@ -248,6 +255,7 @@ func TestParseRetryAfter(t *testing.T) {
 
 // A context ending during a Retry-After wait ends the wait.
 func TestRetryAfterIsContextAware(t *testing.T) {
+	t.Parallel()
 	dst := testRegistry(t, func(http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", "30")
@@ -271,6 +279,7 @@ func TestRetryAfterIsContextAware(t *testing.T) {
 // Manifest PUTs to one host are spaced at the configured rate: an index with 3 children and 3
 // tags is 7 PUTs, which at 10/s take at least 0.6 s and never come closer than ~100 ms.
 func TestManifestRateLimit(t *testing.T) {
+	t.Parallel()
 	f := makeFixtures(t)
 	var mu sync.Mutex
 	var puts []time.Time
@@ -302,6 +311,7 @@ func TestManifestRateLimit(t *testing.T) {
 }
 
 func TestMultiPublisher(t *testing.T) {
+	t.Parallel()
 	f := makeFixtures(t)
 	a, _ := load(t, "oci-layout:"+f.layout+":multi")
 	r1, r2 := testRegistry(t, nil), testRegistry(t, nil)
@@ -336,6 +346,7 @@ func TestMultiPublisher(t *testing.T) {
 }
 
 func TestProgressLines(t *testing.T) {
+	t.Parallel()
 	f := makeFixtures(t)
 	a, _ := load(t, "docker-archive:"+f.save)
 	var out syncWriter
@@ -353,6 +364,7 @@ func TestProgressLines(t *testing.T) {
 // Against distribution with htpasswd: every source kind, read back by skopeo byte-identical;
 // the password never reaches the logs.
 func TestDistributionHtpasswd(t *testing.T) {
+	t.Parallel()
 	d := startDistribution(t)
 	f := makeFixtures(t)
 	var logs syncWriter

@@ -66,18 +66,17 @@ func (p *registryPublisher) Close() error {
 
 // plan is everything decided before the first write.
 type plan struct {
-	a        *Artifact
-	c        *contents
-	tags     []string // to write, in order
-	same     []string // already at a.Digest
-	all      []string // every requested tag, deduplicated, in order
-	exists   bool     // the manifest is already in the repository
-	meter    *meter
-	ropts    []remote.Option
-	puller   *remote.Puller
-	started  time.Time
-	moved    map[string]v1.Hash
-	verified bool
+	a       *Artifact
+	c       *contents
+	tags    []string // to write, in order
+	same    []string // already at a.Digest
+	all     []string // every requested tag, deduplicated, in order
+	exists  bool     // the manifest is already in the repository
+	meter   *meter
+	ropts   []remote.Option
+	puller  *remote.Puller
+	started time.Time
+	moved   map[string]v1.Hash
 }
 
 func (p *registryPublisher) Publish(ctx context.Context, a *Artifact, tags []string) (*Result, error) {

@@ -78,6 +78,7 @@ func load(t testing.TB, ref string, opts ...SourceOption) (*Artifact, error) {
 }
 
 func TestSourcesKeepDigests(t *testing.T) {
+	t.Parallel()
 	f := makeFixtures(t)
 	imgD, idxD := digestOf(t, f.img), digestOf(t, f.idx)
 	arm := v1.Platform{OS: "linux", Architecture: "arm64"}
@@ -130,6 +131,7 @@ func childDigest(t testing.TB, idx v1.ImageIndex, p v1.Platform) v1.Hash {
 // A docker archive's layers come out gzip-compressed, with the archive's config byte for byte and
 // diff IDs unchanged, and the same archive gives the same digest every time (so re-pushes are no-ops).
 func TestDockerArchiveCompressesOnce(t *testing.T) {
+	t.Parallel()
 	f := makeFixtures(t)
 	wantCfg, _ := f.img.RawConfigFile()
 	var digests []v1.Hash
@@ -205,6 +207,7 @@ type mismatch struct{ want, got string }
 func (m *mismatch) Error() string { return "layer " + m.want + " reads as " + m.got }
 
 func TestSourceErrorsAreFixable(t *testing.T) {
+	t.Parallel()
 	f := makeFixtures(t)
 	missing := filepath.Join(t.TempDir(), "nope")
 	notLayout := t.TempDir()
@@ -248,6 +251,7 @@ func TestSourceErrorsAreFixable(t *testing.T) {
 }
 
 func TestParsePlatform(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{"linux/amd64": "linux/amd64", "linux/arm64/v8": "linux/arm64/v8"} {
 		p, err := ParsePlatform(in)
 		if err != nil || p.String() != want {
@@ -263,6 +267,7 @@ func TestParsePlatform(t *testing.T) {
 
 // The archive fixture via random.Image is small; make sure a layer-less corner does not panic.
 func TestArtifactConstructors(t *testing.T) {
+	t.Parallel()
 	img, _ := random.Image(10, 1)
 	a, err := ImageArtifact("x", img)
 	if err != nil || a.Image == nil || a.Index != nil || a.MediaType == "" {

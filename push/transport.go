@@ -1,7 +1,6 @@
 package push
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -123,12 +122,6 @@ func (m *meter) markPresent(h v1.Hash) {
 	}
 }
 
-func (m *meter) isPresent(h v1.Hash) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.present[h]
-}
-
 // meterTransport feeds a meter: bodies of blob upload requests are counted as they are read, a
 // blob HEAD answered 200 (or a mount answered 201) marks that blob present.
 type meterTransport struct {
@@ -192,16 +185,4 @@ func stackTransport(base http.RoundTripper, o *options, m *meter) http.RoundTrip
 	var rt http.RoundTripper = &meterTransport{inner: base, m: m}
 	rt = &rateLimitTransport{inner: rt, perSecond: o.manifestRate}
 	return &retryAfterTransport{inner: rt, max: o.retryAfterMax, log: o.log}
-}
-
-// sleepCtx waits d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -60,7 +60,8 @@ func TestRenderer(t *testing.T) {
 
 func TestForSharesPerWriter(t *testing.T) {
 	var a, b syncBuf
-	if For(&a, true) != For(&a, true) || For(&a, true) == For(&b, true) {
+	r1, r2 := For(&a, true), For(&a, true)
+	if r1 != r2 || r1 == For(&b, true) {
 		t.Fatal("For must return one renderer per writer")
 	}
 }
