@@ -60,13 +60,6 @@ func (rg *registry) setEndpoint(url string) {
 	rg.mu.Unlock()
 }
 
-// host is what repositoryUri starts with: the local listener once known.
-func (rg *registry) host() string {
-	rg.mu.RLock()
-	defer rg.mu.RUnlock()
-	return rg.hostLocked()
-}
-
 func (rg *registry) hostLocked() string {
 	if rg.endpoint != "" {
 		h := strings.TrimPrefix(strings.TrimPrefix(rg.endpoint, "http://"), "https://")

@@ -1,0 +1,40 @@
+// Package testenv holds the few helpers tests share: finding the external tools a test needs
+// (failing, not skipping, under CI) and scanning captured output for secrets.
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// CI reports whether the tests run in CI (CI=true), where a missing tool is a failure.
+func CI() bool { return os.Getenv("CI") == "true" }
+
+// Tool returns the path of an external tool the test needs. Without it the test fails under CI
+// and is skipped elsewhere, with the command that installs it.
+func Tool(t testing.TB, name, install string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	if CI() {
+		t.Fatalf("%s is required under CI=true and is missing: %s", name, install)
+	}
+	t.Skipf("%s not installed (%s)", name, install)
+	return ""
+}
+
+// NoSecrets fails the test if any secret appears in any of the captured outputs.
+func NoSecrets(t testing.TB, secrets []string, outputs map[string]string) {
+	t.Helper()
+	for name, out := range outputs {
+		for _, s := range secrets {
+			if len(s) >= 8 && strings.Contains(out, s) {
+				t.Errorf("a secret (%d chars, starting %q) leaked into %s", len(s), s[:4], name)
+			}
+		}
+	}
+}
