@@ -23,6 +23,7 @@ import (
 const (
 	ciRole       = "arn:aws:iam::111122223333:role/ecrpush-ci"
 	noCreateRole = "arn:aws:iam::111122223333:role/ecrpush-nocreate"
+	readOnlyRole = "arn:aws:iam::111122223333:role/ecrpush-readonly"
 )
 
 // startSandbox runs the sandbox with an extra role that may push but not create repositories.
@@ -41,6 +42,17 @@ func startSandbox(t *testing.T, tokenTTL time.Duration) *sandbox.Sandbox {
   "Statement": [
     {"Effect": "Allow", "Action": "ecr:*", "Resource": "*"},
     {"Effect": "Deny", "Action": "ecr:CreateRepository", "Resource": "*"}
+  ]
+}`)},
+	})
+	ci.Roles = append(ci.Roles, sandbox.RoleConfig{
+		Name:        "ecrpush-readonly",
+		TrustPolicy: ci.Roles[0].TrustPolicy,
+		Policies: []json.RawMessage{json.RawMessage(`{
+  "Version": "2012-10-17",
+  "Statement": [
+    {"Effect": "Allow", "Action": ["ecr:GetAuthorizationToken", "ecr:DescribeRepositories", "ecr:BatchGetImage",
+      "ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer"], "Resource": "*"}
   ]
 }`)},
 	})
@@ -171,6 +183,21 @@ func TestECRRepositoryErrors(t *testing.T) {
 			}
 		})
 	}
+	t.Run("push denied", func(t *testing.T) {
+		if _, err := NewECR(t.Context(), awsConfig(t, sb, ciRole), "locked"); err != nil {
+			t.Fatal(err)
+		}
+		p, err := NewECR(t.Context(), awsConfig(t, sb, readOnlyRole), "locked")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := makeFixtures(t)
+		a, _ := load(t, "oci-layout:"+f.layout+":v1")
+		_, err = p.Publish(t.Context(), a, []string{"v1"})
+		if !fixable.Is(err) || !strings.Contains(err.Error(), "ecr:PutImage") {
+			t.Errorf("want fixable error naming ecr:PutImage, got %v", err)
+		}
+	})
 	t.Run("bad name", func(t *testing.T) {
 		_, err := NewECR(t.Context(), awsConfig(t, sb, ciRole), "Bad_Name")
 		if !fixable.Is(err) {

@@ -436,3 +436,59 @@ func (s *syncWriter) String() string {
 var _ = errors.New
 var _ = name.NewTag
 var _ = transport.Error{}
+
+// 5xx answers without Retry-After are retried with backoff, for blob checks and manifest PUTs alike.
+func TestRetriesServerErrors(t *testing.T) {
+	t.Parallel()
+	f := makeFixtures(t)
+	var heads, puts atomic.Int64
+	dst := testRegistry(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch {
+			case r.Method == http.MethodHead && strings.Contains(r.URL.Path, "/blobs/") && heads.Add(1) <= 2:
+				w.WriteHeader(http.StatusInternalServerError)
+				return
+			case r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/") && puts.Add(1) == 1:
+				w.WriteHeader(http.StatusBadGateway)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	a, _ := load(t, "oci-layout:"+f.layout+":v1")
+	if _, err := newPublisher(t, dst+"/app", WithRetry(4, 10*time.Millisecond, time.Second)).Publish(context.Background(), a, []string{"v1"}); err != nil {
+		t.Fatal(err)
+	}
+	if fetchDigest(t, dst+"/app:v1") != a.Digest {
+		t.Error("wrong digest after retries")
+	}
+}
+
+// A registry source behind htpasswd is read with the source keychain.
+func TestRemoteSourceWithCredentials(t *testing.T) {
+	t.Parallel()
+	d := startDistribution(t)
+	f := makeFixtures(t)
+	a, _ := load(t, "oci-layout:"+f.layout+":multi")
+	p, err := NewRegistry(mustRepo(t, d.host+"/src"), d.keychain())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Publish(context.Background(), a, []string{"v1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := load(t, d.host+"/src:v1", WithSourceKeychain(staticKeychain{d.host, d.user, "wrong"})); !fixable.Is(err) {
+		t.Errorf("wrong password: %v", err)
+	}
+	got, err := load(t, d.host+"/src:v1", WithSourceKeychain(d.keychain()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := testRegistry(t, nil) + "/copy"
+	if _, err := newPublisher(t, dst).Publish(context.Background(), got, []string{"v1"}); err != nil {
+		t.Fatal(err)
+	}
+	if fetchDigest(t, dst+":v1") != a.Digest {
+		t.Error("copy changed the digest")
+	}
+}

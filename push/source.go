@@ -188,8 +188,9 @@ func (o *sourceOptions) spool(kind string) (string, error) {
 
 // remoteSource reads an image or index from a registry.
 type remoteSource struct {
-	ref name.Reference
-	o   *sourceOptions
+	ref   name.Reference
+	o     *sourceOptions
+	cache cached
 }
 
 func newRemoteSource(s string, o *sourceOptions) (Source, error) {
@@ -204,6 +205,10 @@ func (s *remoteSource) String() string { return s.ref.String() }
 func (s *remoteSource) Close() error   { return nil }
 
 func (s *remoteSource) Load(ctx context.Context) (*Artifact, error) {
+	return s.cache.get(func() (*Artifact, error) { return s.load(ctx) })
+}
+
+func (s *remoteSource) load(ctx context.Context) (*Artifact, error) {
 	desc, err := remote.Get(s.ref, remote.WithContext(ctx), remote.WithAuthFromKeychain(s.o.keychain), remote.WithTransport(s.o.transport))
 	if err != nil {
 		if isNotFound(err) {
