@@ -35,6 +35,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		federateCmd(),
+		replicationCmd(),
 		sandboxCmd(),
 		trustPolicyCmd(),
 		versionCmd(),
