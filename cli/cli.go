@@ -34,7 +34,9 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		demoCmd(),
 		federateCmd(),
+		pushCmd(),
 		replicationCmd(),
 		sandboxCmd(),
 		trustPolicyCmd(),
@@ -95,14 +97,37 @@ func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 		if set[f.Name] || err != nil {
 			return
 		}
-		env := EnvName(f.Name)
-		if v := getenv(env); v != "" {
-			if e := fs.Set(f.Name, v); e != nil {
-				err = fixable.New("%s=%q: %v", env, v, e)
+		for _, env := range envNames(f.Name) {
+			v := strings.TrimSpace(getenv(env))
+			if v == "" {
+				continue
 			}
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fixable.New("%s=%q: %v (it sets --%s)", env, v, e, f.Name)
+			}
+			return
 		}
 	})
 	return err
+}
+
+// inputAliases are GitHub Action input names that differ from the flag they set (the names
+// aws-actions/configure-aws-credentials users already know).
+var inputAliases = map[string]string{"role-arn": "role-to-assume", "region": "aws-region", "tag": "tags"}
+
+// envNames are the variables that set a flag, first match wins: ECRPUSH_<FLAG>, then the GitHub
+// Action input INPUT_<FLAG> (GitHub keeps the dashes) and its alias.
+func envNames(flagName string) []string {
+	out := []string{EnvName(flagName), InputName(flagName)}
+	if a, ok := inputAliases[flagName]; ok {
+		out = append(out, InputName(a))
+	}
+	return out
+}
+
+// InputName is the variable GitHub sets for an action input.
+func InputName(input string) string {
+	return "INPUT_" + strings.ToUpper(strings.ReplaceAll(input, " ", "_"))
 }
 
 // EnvName is the environment variable that sets a flag: ECRPUSH_ and the flag in upper case, - → _.

@@ -39,7 +39,10 @@ type Options struct {
 	RefreshWindow time.Duration
 	Getenv        func(string) string // default os.Getenv
 	HTTPClient    *http.Client
-	Logger        *slog.Logger
+	// Mask is called with every token, secret key and session token as soon as it is handled, so a
+	// platform can hide it from logs (GitHub's ::add-mask::). Default: no-op.
+	Mask   func(secret string)
+	Logger *slog.Logger
 }
 
 // DefaultAudience is the audience AWS's IAM OIDC providers expect by default.
@@ -143,7 +146,7 @@ func (s *Session) Chain(ctx context.Context, roleARN string) (aws.Config, error)
 		o.Duration = time.Hour
 	})
 	cfg := s.Config.Copy()
-	cfg.Credentials = aws.NewCredentialsCache(p, func(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = s.opts.RefreshWindow })
+	cfg.Credentials = aws.NewCredentialsCache(maskingProvider{p, s.opts.Mask}, func(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = s.opts.RefreshWindow })
 	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
 		var ae smithy.APIError
 		if errors.As(err, &ae) && (ae.ErrorCode() == "AccessDenied" || ae.ErrorCode() == "ValidationError") {
@@ -167,12 +170,12 @@ func (s *Session) configFor(ctx context.Context, roleARN, sessionName string) (a
 		return aws.Config{}, fixable.Wrap(err, "cannot load the AWS configuration: "+err.Error())
 	}
 	stsClient := sts.NewFromConfig(base, func(so *sts.Options) { so.Retryer = aws.NopRetryer{} })
-	tr := &tokenRetriever{source: s.source, audience: o.Audience}
+	tr := &tokenRetriever{source: s.source, audience: o.Audience, mask: o.Mask}
 	inner := stscreds.NewWebIdentityRoleProvider(stsClient, roleARN, tr, func(wo *stscreds.WebIdentityRoleOptions) {
 		wo.RoleSessionName = sessionName
 		wo.Duration = o.Duration
 	})
-	p := &retryingProvider{inner: inner, tr: tr, roleARN: roleARN, budget: o.RetryBudget, log: o.Logger}
+	p := &retryingProvider{inner: inner, tr: tr, roleARN: roleARN, budget: o.RetryBudget, log: o.Logger, mask: o.Mask}
 	// An explicit provider keeps the SDK from resolving its own chain (which would trip over
 	// AWS_WEB_IDENTITY_TOKEN_FILE without AWS_ROLE_ARN, or read a stale profile).
 	cache := aws.NewCredentialsCache(p, func(co *aws.CredentialsCacheOptions) {
@@ -195,7 +198,7 @@ func (s *Session) defaultChain(ctx context.Context) (*Session, error) {
 	if err != nil {
 		return nil, fixable.Wrap(err, "cannot load the AWS configuration (profiles, environment): "+err.Error())
 	}
-	cfg.Credentials = aws.NewCredentialsCache(cfg.Credentials)
+	cfg.Credentials = aws.NewCredentialsCache(maskingProvider{cfg.Credentials, o.Mask})
 	s.Config = cfg
 	id, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
@@ -248,6 +251,9 @@ func (o Options) withDefaults() Options {
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{Timeout: 60 * time.Second}
 	}
+	if o.Mask == nil {
+		o.Mask = func(string) {}
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -284,6 +290,7 @@ func firstNonEmpty(v ...string) string {
 type tokenRetriever struct {
 	source   TokenSource
 	audience string
+	mask     func(string)
 
 	mu     sync.Mutex
 	ctx    context.Context
@@ -305,6 +312,7 @@ func (t *tokenRetriever) GetIdentityToken() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	t.mask(tok)
 	t.claims, _ = DecodeClaims(tok)
 	return []byte(tok), nil
 }
@@ -317,6 +325,7 @@ type retryingProvider struct {
 	roleARN string
 	budget  time.Duration
 	log     *slog.Logger
+	mask    func(string)
 }
 
 func (p *retryingProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
@@ -329,6 +338,8 @@ func (p *retryingProvider) Retrieve(ctx context.Context) (aws.Credentials, error
 		attempt++
 		c, err := p.inner.Retrieve(ctx)
 		if err == nil {
+			p.mask(c.SecretAccessKey)
+			p.mask(c.SessionToken)
 			creds = c
 			return nil
 		}
@@ -375,4 +386,19 @@ func unwrapRetrieve(err error) error {
 		return fe
 	}
 	return err
+}
+
+// maskingProvider hands every credential it retrieves to the platform's mask first.
+type maskingProvider struct {
+	p    aws.CredentialsProvider
+	mask func(string)
+}
+
+func (m maskingProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	c, err := m.p.Retrieve(ctx)
+	if err == nil {
+		m.mask(c.SecretAccessKey)
+		m.mask(c.SessionToken)
+	}
+	return c, err
 }

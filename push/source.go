@@ -165,6 +165,15 @@ func ParseSource(ref string, opts ...SourceOption) (Source, error) {
 				return nil, fixable.New("source transport %q is not supported: use one of %s or a registry reference", transport+":", strings.Join(Transports, ", "))
 			}
 		}
+		if strings.HasPrefix(rest, "//") {
+			return nil, fixable.New("source %q: unknown transport %q: use one of %s or a registry reference (REGISTRY/REPO:TAG)", ref, transport+"://", strings.Join(Transports, ", "))
+		}
+		// "docker-deamon:app" would otherwise be read as the Docker Hub image docker-deamon:app.
+		for _, t := range Transports {
+			if t = strings.TrimSuffix(t, ":"); t != transport && editDistance(t, transport) <= 2 {
+				return nil, fixable.New("source %q: unknown transport %q (did you mean %s:?)", ref, transport+":", t)
+			}
+		}
 	}
 	return newRemoteSource(ref, o)
 }
@@ -246,4 +255,25 @@ func (s *remoteSource) load(ctx context.Context) (*Artifact, error) {
 		return nil, fmt.Errorf("read %s: manifest digest %s, registry said %s", s.ref, a.Digest, desc.Digest)
 	}
 	return s.o.pick(a)
+}
+
+// editDistance is the Levenshtein distance, for "did you mean" hints.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
