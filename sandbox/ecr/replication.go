@@ -125,6 +125,15 @@ type replicator struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	queues map[RegistryID]chan replJob
+
+	// pending counts queued copies per (source, repository, digest, destination): a tag pushed right
+	// after its digest is a second copy, and the status must stay IN_PROGRESS until the last one lands.
+	mu      sync.Mutex
+	pending map[string]int
+}
+
+func pendingKey(src *registry, repo, digest string, st ImageReplicationStatus) string {
+	return src.id.String() + "|" + repo + "|" + digest + "|" + st.RegistryID + "/" + st.Region
 }
 
 type replJob struct {
@@ -138,7 +147,7 @@ type replJob struct {
 
 func newReplicator(s *Service) *replicator {
 	ctx, cancel := context.WithCancel(context.Background())
-	rp := &replicator{s: s, ctx: ctx, cancel: cancel, queues: map[RegistryID]chan replJob{}}
+	rp := &replicator{s: s, ctx: ctx, cancel: cancel, queues: map[RegistryID]chan replJob{}, pending: map[string]int{}}
 	for id := range s.registries {
 		q := make(chan replJob, replicationQueueSize)
 		rp.queues[id] = q
@@ -153,6 +162,9 @@ func (rp *replicator) onPush(src *registry, repo, digest, tag string) {
 	dests := destinationsFor(src.replicationConfig(), src.id, repo)
 	for _, d := range dests {
 		st := ImageReplicationStatus{Region: d.Region, RegistryID: d.RegistryID, Status: StatusInProgress}
+		rp.mu.Lock()
+		rp.pending[pendingKey(src, repo, digest, st)]++
+		rp.mu.Unlock()
 		src.setReplStatus(repo, digest, st)
 		dest, ok := rp.s.registry(RegistryID{Account: d.RegistryID, Region: d.Region})
 		if !ok {
@@ -193,9 +205,21 @@ func (rp *replicator) worker(q chan replJob) {
 
 // finish records the outcome: COMPLETE when code is "", FAILED with code otherwise.
 func (rp *replicator) finish(src *registry, repo, digest string, st ImageReplicationStatus, code string) {
+	key := pendingKey(src, repo, digest, st)
+	rp.mu.Lock()
+	rp.pending[key]--
+	left := rp.pending[key]
+	if left <= 0 {
+		delete(rp.pending, key)
+	}
+	rp.mu.Unlock()
 	st.Status, st.FailureCode = StatusComplete, ""
-	if code != "" {
+	switch {
+	case code != "":
 		st.Status, st.FailureCode = StatusFailed, code
+	case left > 0:
+		// A later push of the same digest (a tag) is still queued for this destination.
+		st.Status = StatusInProgress
 	}
 	src.setReplStatus(repo, digest, st)
 	rp.s.log.Info("ecr replication", "source", src.id.String(), "repository", repo, "digest", digest,

@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsecr "github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -274,4 +275,41 @@ func TestCloseStopsWorkers(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("Close took %v", d)
 	}
+}
+
+// A digest pushed and then tagged is two copies; the destination must not read COMPLETE until the
+// second (the tag) has landed.
+func TestReplicationCompleteWaitsForEveryCopy(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{delay: 150 * time.Millisecond})
+	ci := e.session(ciAccount, "pusher")
+	c := e.client(ci, "us-east-1")
+	pass := e.password(ci, "us-east-1")
+	e.createRepo(ci, "us-east-1", "twice", false)
+	if _, err := c.PutReplicationConfiguration(ctx, &awsecr.PutReplicationConfigurationInput{ReplicationConfiguration: &types.ReplicationConfiguration{
+		Rules: []types.ReplicationRule{{Destinations: []types.ReplicationDestination{{Region: aws.String("eu-west-1"), RegistryId: aws.String(ciAccount)}}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	img, _ := random.Image(256, 1)
+	d, _ := img.Digest()
+	if err := remote.Write(e.ref(ciEast, "twice@"+d.String()), img, basic(pass)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the tag's copy queues behind the digest's, 50 ms later
+	if err := remote.Tag(e.ref(ciEast, "twice:v1").(name.Tag), img, basic(pass)); err != nil {
+		t.Fatal(err)
+	}
+	westPass := e.password(ci, "eu-west-1")
+	id := types.ImageIdentifier{ImageDigest: aws.String(d.String())}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if statuses(t, c, "twice", id)[ciAccount+"/eu-west-1"] == StatusComplete {
+			if _, err := remote.Head(e.ref(ciWest, "twice:v1"), basic(westPass)); err != nil {
+				t.Fatalf("COMPLETE while the tag has not landed: %v", err)
+			}
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("never COMPLETE")
 }
