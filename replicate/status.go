@@ -36,10 +36,6 @@ type Status struct {
 	Seconds     float64 `json:"seconds"`
 }
 
-func (s Status) done() bool {
-	return s.Status == StatusComplete || s.Status == StatusCopied
-}
-
 // WriteTable writes one aligned row per destination, for terminals and CI logs.
 func WriteTable(w io.Writer, sts []Status) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
