@@ -200,13 +200,6 @@ func TestSkopeoAndGGCRPushReplicate(t *testing.T) {
 	skopeo := testenv.Tool(t, "skopeo", "apt-get install -y skopeo")
 	cfg := sandbox.DefaultConfig()
 	cfg.ReplicationDelay = sandbox.Dur(50 * time.Millisecond)
-	// A fourth destination whose registry policy does not let ci in: the same staging account in a
-	// region where no policy is set.
-	for i := range cfg.Accounts {
-		if cfg.Accounts[i].ID == sandbox.StagingAccount {
-			cfg.Accounts[i].RegistryPolicy = nil
-		}
-	}
 	sb := start(t, cfg)
 	cli := newAWSCLI(t, sb)
 	env := credsEnv(t, sb, ciRole, time.Hour)
@@ -214,7 +207,8 @@ func TestSkopeoAndGGCRPushReplicate(t *testing.T) {
 	cli.ok(env, "ecr", "create-repository", "--repository-name", "app")
 	rules := `{"rules":[{"destinations":[{"region":"eu-west-1","registryId":"111122223333"},` +
 		`{"region":"us-east-1","registryId":"444455556666"},{"region":"eu-west-1","registryId":"444455556666"},` +
-		`{"region":"us-east-1","registryId":"777788889999"}],"repositoryFilters":[{"filter":"app","filterType":"PREFIX_MATCH"}]}]}`
+		`{"region":"us-east-1","registryId":"777788889999"},{"region":"eu-west-1","registryId":"777788889999"}],` +
+		`"repositoryFilters":[{"filter":"app","filterType":"PREFIX_MATCH"}]}]}`
 	cli.ok(env, "ecr", "put-replication-configuration", "--replication-configuration", rules)
 
 	// ggcr
@@ -236,33 +230,46 @@ func TestSkopeoAndGGCRPushReplicate(t *testing.T) {
 		t.Fatalf("skopeo copy: %v\n%s", err, out)
 	}
 
+	// Both reach prod and staging in both regions (and ci's other region), identical when read back
+	// from each destination with that account's own credentials.
 	for _, d := range []string{digest, skopeoDigest.String()} {
-		statuses := waitReplication(t, cli, env, "app", d, 4)
-		for _, s := range statuses {
-			dest := sandbox.RegistryID{Account: s["registryId"].(string), Region: s["region"].(string)}
-			if dest.Account == sandbox.StagingAccount {
-				if s["status"] != "FAILED" || s["failureCode"] == nil || s["failureCode"] == "" {
-					t.Errorf("staging without a registry policy: %v", s)
-				}
-				continue
-			}
+		for _, s := range waitReplication(t, cli, env, "app", d, 5) {
 			if s["status"] != "COMPLETE" {
-				t.Errorf("%v: %v", dest, s)
+				t.Errorf("%s: %v", d, s)
 				continue
 			}
-			// Read back from the destination with that account's own credentials.
-			denv := env
-			if dest.Account != sandbox.CIAccount {
-				denv = credsEnv(t, sb, "arn:aws:iam::"+dest.Account+":role/ecrpush-deploy", time.Hour)
-			}
-			ref, _ := name.ParseReference(strings.TrimPrefix(sb.Endpoints.Registries[dest], "http://") + "/app@" + d)
-			desc, err := remote.Head(ref, remote.WithAuth(password(t, sb, dest, denv)))
-			if err != nil {
-				t.Errorf("read back %s: %v", ref, err)
-			} else if desc.Digest.String() != d {
-				t.Errorf("%s holds %s", ref, desc.Digest)
-			}
+			readBack(t, sb, env, sandbox.RegistryID{Account: s["registryId"].(string), Region: s["region"].(string)}, "app", d)
 		}
+	}
+
+	// A destination whose registry policy does not let ci in: FAILED with a code, the others COMPLETE.
+	if err := sb.World.SetRegistryPolicy(sandbox.StagingAccount, "eu-west-1", ""); err != nil {
+		t.Fatal(err)
+	}
+	third := pushRandom(t, sb, ci, env, "app:after-policy-removed")
+	for _, s := range waitReplication(t, cli, env, "app", third, 5) {
+		denied := s["registryId"] == sandbox.StagingAccount && s["region"] == "eu-west-1"
+		switch {
+		case denied && (s["status"] != "FAILED" || s["failureCode"] == nil || s["failureCode"] == ""):
+			t.Errorf("staging eu-west-1 without a registry policy: %v", s)
+		case !denied && s["status"] != "COMPLETE":
+			t.Errorf("%v", s)
+		}
+	}
+}
+
+func readBack(t *testing.T, sb *sandbox.Sandbox, ciEnv []string, dest sandbox.RegistryID, repo, digest string) {
+	t.Helper()
+	denv := ciEnv
+	if dest.Account != sandbox.CIAccount {
+		denv = credsEnv(t, sb, "arn:aws:iam::"+dest.Account+":role/ecrpush-deploy", time.Hour)
+	}
+	ref, _ := name.ParseReference(strings.TrimPrefix(sb.Endpoints.Registries[dest], "http://") + "/" + repo + "@" + digest)
+	desc, err := remote.Head(ref, remote.WithAuth(password(t, sb, dest, denv)))
+	if err != nil {
+		t.Errorf("read back %s: %v", ref, err)
+	} else if desc.Digest.String() != digest {
+		t.Errorf("%s holds %s", ref, desc.Digest)
 	}
 }
 
