@@ -102,11 +102,9 @@ func (f *pushFlags) validate() error {
 			return fixable.New("--repository %q is not a valid ECR repository name: lower-case letters, digits and ._-/ separators, 2-256 characters", f.repository)
 		}
 	default:
-		ref, err := name.NewRepository(f.destination)
-		if err != nil || strings.ContainsAny(f.destination, "@") || strings.Count(f.destination, ":") > 1 {
+		if _, err := name.NewRepository(f.destination); err != nil || strings.Contains(f.destination, "@") || strings.Count(f.destination, ":") > 1 {
 			return fixable.New("--destination %q is not REGISTRY/REPOSITORY (tags go in --tag)", f.destination)
 		}
-		_ = ref
 	}
 	if len(f.tags) == 0 {
 		return fixable.New("--tag is required: at least one tag to push (repeatable or comma-separated)")
