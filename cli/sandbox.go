@@ -13,6 +13,7 @@ import (
 func sandboxCmd() command {
 	return command{name: "sandbox", short: "run a local stand-in of STS, ECR and the CI token issuers", flags: func(fs *flag.FlagSet, stdio IO) func(context.Context, []string) error {
 		cfgFile := fs.String("config", "", "sandbox config file (YAML or JSON); default: ci, prod and staging accounts in us-east-1 and eu-west-1")
+		host := fs.String("host", "", "IP address to listen on and advertise instead of 127.0.0.1 (e.g. the docker bridge address, for container actions)")
 		return func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
 				return fixable.New("sandbox takes no arguments, got %q", strings.Join(args, " "))
@@ -24,6 +25,9 @@ func sandboxCmd() command {
 					return fixable.Wrap(err, err.Error())
 				}
 				cfg = c
+			}
+			if *host != "" {
+				cfg.Host = *host
 			}
 			sb, err := sandbox.Start(ctx, cfg)
 			if err != nil {

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"regexp"
 	"time"
@@ -36,6 +37,9 @@ type Config struct {
 	ReplicationDelay   Duration `json:"replicationDelay,omitempty"`   // before a replica is copied (default 2s)
 	IDTokenLifetime    Duration `json:"idTokenLifetime,omitempty"`    // GitHub/Google ID tokens (default 5m / 1h)
 	StorageDir         string   `json:"storageDir,omitempty"`         // registry blobs ("": a temp dir)
+	// Host is the IP address every endpoint listens on and advertises ("": 127.0.0.1). CI sets the docker
+	// bridge address so that a container action, which has its own loopback, reaches the sandbox.
+	Host string `json:"host,omitempty"`
 
 	Accounts []AccountConfig `json:"accounts"`
 	GitHub   GitHubConfig    `json:"github"`
@@ -118,6 +122,9 @@ var (
 func (c *Config) Validate() error {
 	if len(c.Accounts) == 0 {
 		return fmt.Errorf("sandbox config: no accounts: add at least one account under accounts")
+	}
+	if c.Host != "" && net.ParseIP(c.Host) == nil {
+		return fmt.Errorf("sandbox config: host %q is not an IP address (e.g. 127.0.0.1, or 172.17.0.1 for docker containers)", c.Host)
 	}
 	seen := map[string]bool{}
 	for _, a := range c.Accounts {

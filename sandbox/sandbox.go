@@ -214,9 +214,14 @@ func Start(ctx context.Context, cfg *Config) (*Sandbox, error) {
 	return s, nil
 }
 
-// serve starts one HTTP server on a random 127.0.0.1 port, behind the request log and the fault injector.
+// serve starts one HTTP server on a random port of Config.Host (127.0.0.1 by default), behind the request
+// log and the fault injector.
 func (s *Sandbox) serve(name string, p fault.Protocol, fc fault.Config, h http.Handler) (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	host := s.Config.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return "", fmt.Errorf("sandbox: listen for %s: %w", name, err)
 	}
