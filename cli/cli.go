@@ -41,6 +41,9 @@ func commands() []command {
 		sandboxCmd(),
 		trustPolicyCmd(),
 		versionCmd(),
+		credentialHelperCmd(),
+		kubeSecretCmd(),
+		syncCmd(),
 	}
 }
 
@@ -48,6 +51,9 @@ func commands() []command {
 func Run(ctx context.Context, argv0 string, args []string, stdio IO) error {
 	if stdio.Getenv == nil {
 		stdio.Getenv = func(string) string { return "" }
+	}
+	if isHelperName(argv0) {
+		args = helperArgs(args)
 	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stdio.Out)
@@ -65,7 +71,14 @@ func Run(ctx context.Context, argv0 string, args []string, stdio IO) error {
 		run := c.flags(fs, stdio)
 		if err := parse(fs, args[1:], stdio.Getenv); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprintf(stdio.Out, "Usage of ecrpush %s: %s\n", c.name, c.short)
+				fs.SetOutput(stdio.Out)
+				fs.PrintDefaults()
 				return nil
+			}
+			if stdio.Getenv("GITHUB_ACTIONS") == "true" {
+				// The pipeline annotates its own errors through the platform layer; a bad input never gets there.
+				fmt.Fprintf(stdio.Out, "::error::%s\n", strings.TrimPrefix(Message(err), "ecrpush: "))
 			}
 			return err
 		}

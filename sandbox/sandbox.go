@@ -245,7 +245,9 @@ func (s *Sandbox) serve(name string, p fault.Protocol, fc fault.Config, h http.H
 func (s *Sandbox) Close() error {
 	var errs []error
 	s.close.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// A short grace: Shutdown otherwise waits its whole timeout for connections a client opened
+		// and never used.
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
 		for _, srv := range s.servers {
 			if err := srv.Shutdown(ctx); err != nil {
