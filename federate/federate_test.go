@@ -16,6 +16,7 @@ import (
 
 	"github.com/ecrpush/ecrpush/federate"
 	"github.com/ecrpush/ecrpush/fixable"
+	"github.com/ecrpush/ecrpush/internal/sandboxtest"
 	"github.com/ecrpush/ecrpush/internal/testenv"
 	"github.com/ecrpush/ecrpush/sandbox"
 	"github.com/ecrpush/ecrpush/sandbox/fault"
@@ -26,25 +27,7 @@ const ciRole = "arn:aws:iam::111122223333:role/ecrpush-ci"
 
 // start runs a sandbox and points the process environment at it (the AWS SDK reads endpoints from it).
 func start(t *testing.T, cfg *sandbox.Config) *sandbox.Sandbox {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	sb, err := sandbox.Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); sb.Close() })
-	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-		"AWS_WEB_IDENTITY_TOKEN_FILE", "BUILDER_OUTPUT", "GITHUB_ACTIONS", "GCE_METADATA_HOST", "ACTIONS_ID_TOKEN_REQUEST_URL"} {
-		t.Setenv(k, "")
-		os.Unsetenv(k)
-	}
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
-	for _, kv := range sb.Environ() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
-	return sb
+	return sandboxtest.StartExported(t, cfg)
 }
 
 // ecrAccepts proves the credentials work against the sandbox ECR API.

@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ecrpush/ecrpush/federate"
+	"github.com/ecrpush/ecrpush/internal/sandboxtest"
 	"github.com/ecrpush/ecrpush/push"
 	"github.com/ecrpush/ecrpush/replicate"
 	"github.com/ecrpush/ecrpush/sandbox"
@@ -45,25 +44,7 @@ func fastConfig() *sandbox.Config {
 
 // start runs a sandbox and points the process environment at it, as a CI job would be.
 func start(t *testing.T, cfg *sandbox.Config) *sandbox.Sandbox {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	sb, err := sandbox.Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); sb.Close() })
-	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-		"AWS_WEB_IDENTITY_TOKEN_FILE", "BUILDER_OUTPUT", "GITHUB_ACTIONS", "GCE_METADATA_HOST", "ACTIONS_ID_TOKEN_REQUEST_URL"} {
-		t.Setenv(k, "")
-		os.Unsetenv(k)
-	}
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
-	for _, kv := range sb.Environ() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
-	return sb
+	return sandboxtest.StartExported(t, cfg)
 }
 
 func federated(t *testing.T) *federate.Session {

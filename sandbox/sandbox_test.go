@@ -2,7 +2,6 @@ package sandbox_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -19,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
+	"github.com/ecrpush/ecrpush/internal/sandboxtest"
 	"github.com/ecrpush/ecrpush/internal/testenv"
 	"github.com/ecrpush/ecrpush/sandbox"
 	"github.com/ecrpush/ecrpush/sandbox/fault"
@@ -26,16 +26,7 @@ import (
 
 const ciRole = "arn:aws:iam::111122223333:role/ecrpush-ci"
 
-func start(t *testing.T, cfg *sandbox.Config) *sandbox.Sandbox {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	sb, err := sandbox.Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); sb.Close() })
-	return sb
-}
+func start(t *testing.T, cfg *sandbox.Config) *sandbox.Sandbox { return sandboxtest.Start(t, cfg) }
 
 // awsCLI runs the aws CLI against the sandbox with the given extra environment.
 type awsCLI struct {
