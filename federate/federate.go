@@ -182,7 +182,8 @@ func (s *Session) configFor(ctx context.Context, roleARN, sessionName string) (a
 		// Refresh before expiry so a long push never signs with credentials about to lapse.
 		co.ExpiryWindow = o.RefreshWindow
 	})
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(o.Region), config.WithCredentialsProvider(cache))
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(o.Region), config.WithCredentialsProvider(cache),
+		config.WithRetryMaxAttempts(APIAttempts))
 	if err != nil {
 		return aws.Config{}, fixable.Wrap(err, "cannot load the AWS configuration: "+err.Error())
 	}
@@ -190,11 +191,17 @@ func (s *Session) configFor(ctx context.Context, roleARN, sessionName string) (a
 	return cfg, nil
 }
 
+// APIAttempts is how many times every AWS API call made with a Session's Config (ECR, STS
+// AssumeRole) is sent in all. The SDK's default of 3 loses one call in a thousand when one request
+// in ten fails, and a push with replication makes tens of calls; 6 loses one in a million, after at
+// most about half a minute of the SDK's jittered backoff.
+const APIAttempts = 6
+
 // defaultChain uses the AWS default credential chain (env keys, profiles, SSO, ECS/EC2 roles), then, with a
 // role ARN, chains into it.
 func (s *Session) defaultChain(ctx context.Context) (*Session, error) {
 	o := s.opts
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(o.Region))
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(o.Region), config.WithRetryMaxAttempts(APIAttempts))
 	if err != nil {
 		return nil, fixable.Wrap(err, "cannot load the AWS configuration (profiles, environment): "+err.Error())
 	}

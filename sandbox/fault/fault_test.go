@@ -167,9 +167,10 @@ func isReset(err error) bool {
 
 func TestReset(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		body int
-	}{{"no body", 0}, {"small body", 1000}, {"large body", 4 << 20}} {
+		name   string
+		body   int
+		method string
+	}{{"no body", 0, "PUT"}, {"small body", 1000, "PUT"}, {"large body", 4 << 20, "PATCH"}, {"HEAD", 0, "HEAD"}, {"GET", 0, "GET"}} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := New(1)
 			var inner atomic.Int32
@@ -180,9 +181,15 @@ func TestReset(t *testing.T) {
 			if tc.body > 0 {
 				body = strings.NewReader(strings.Repeat("b", tc.body))
 			}
-			req, _ := http.NewRequest("PUT", srv.URL+"/v2/x/blobs/uploads/1", body)
+			req, _ := http.NewRequest(tc.method, srv.URL+"/v2/x/blobs/uploads/1", body)
 			resp, err := client.Do(req)
 			if err == nil {
+				// Only a GET may see a status line before the reset (and then a cut body): for any
+				// other request headers alone would read as a complete answer, a success for a
+				// write that never ran.
+				if tc.method != "GET" {
+					t.Fatalf("%s got a response (%s) before the reset", tc.method, resp.Status)
+				}
 				_, err = io.ReadAll(resp.Body)
 				resp.Body.Close()
 			}

@@ -11,9 +11,9 @@ import (
 const maxDrain = 64 << 10
 
 // reset simulates a connection that dies mid-transfer: it reads part of the request body
-// (so the client is already streaming), sends response headers promising a body, sends
-// part of it, then closes with SO_LINGER 0 so the kernel sends RST instead of FIN and the
-// client sees "connection reset by peer" rather than a clean EOF.
+// (so the client is already streaming), then, for a GET, sends response headers promising a
+// body and part of it, and closes with SO_LINGER 0 so the kernel sends RST instead of FIN and
+// the client sees "connection reset by peer" rather than a clean EOF.
 func reset(w http.ResponseWriter, r *http.Request, p Protocol) {
 	if r.Body != nil && r.ContentLength != 0 {
 		n := r.ContentLength / 2
@@ -26,6 +26,13 @@ func reset(w http.ResponseWriter, r *http.Request, p Protocol) {
 	if err != nil {
 		// HTTP/2 cannot be hijacked: aborting the handler resets the stream instead.
 		panic(http.ErrAbortHandler)
+	}
+	if r.Method != http.MethodGet {
+		// Only a GET has a response body worth cutting. Anything else (HEAD, a PUT or POST answered
+		// 201/202 with no body) would take the promised 200 as a complete answer — a success for a
+		// write that never ran, which no network produces — so it dies before the status line.
+		abortive(conn)
+		return
 	}
 	contentType := map[Protocol]string{Registry: "application/octet-stream", AWSJSON: "application/x-amz-json-1.1",
 		AWSQuery: "text/xml", Plain: "text/plain; charset=utf-8"}[p]
