@@ -9,6 +9,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/ecrpush/ecrpush/fixable"
 )
@@ -116,7 +117,7 @@ func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 				continue
 			}
 			if e := fs.Set(f.Name, v); e != nil {
-				err = fixable.New("%s=%q: %v (it sets --%s)", env, v, e, f.Name)
+				err = fixable.New("%s=%q is not %s (it sets --%s)", env, v, valueHint(f, e), f.Name)
 			}
 			return
 		}
@@ -176,4 +177,20 @@ func Message(err error) string {
 	msg := strings.TrimSpace(err.Error())
 	msg = strings.ReplaceAll(msg, "\n", " ")
 	return "ecrpush: " + msg
+}
+
+// valueHint says what a flag's value looks like, for a variable that did not parse (the flag
+// package itself only says "parse error").
+func valueHint(f *flag.Flag, err error) string {
+	if g, ok := f.Value.(flag.Getter); ok {
+		switch g.Get().(type) {
+		case bool:
+			return "true or false"
+		case time.Duration:
+			return "a duration like 90s, 15m or 1h"
+		case int, int64, uint, uint64:
+			return "a whole number"
+		}
+	}
+	return "valid: " + err.Error()
 }

@@ -45,11 +45,24 @@ func (e *DeniedError) Error() string {
 
 func (e *DeniedError) invalidHint() string {
 	msg := strings.ToLower(e.Message)
+	issuer := e.Claims.String("iss")
+	if issuer == "" {
+		issuer = "the issuer"
+	}
 	switch {
 	case strings.Contains(msg, "audience"):
 		return fmt.Sprintf("add the audience %q to the IAM OIDC provider's client IDs, or pass --audience with one it lists", e.Claims.String("aud"))
 	case strings.Contains(msg, "no openidconnect provider"):
 		return fmt.Sprintf("create an IAM OIDC identity provider for %s in the role's account", e.Claims.String("iss"))
+	case strings.Contains(msg, "not valid before"), strings.Contains(msg, "in the future"):
+		// A token from the future is a clock problem, not a trust problem.
+		return "by AWS's clock the token is not valid yet: check the clock of the machine that minted or stores it, then fetch a fresh token"
+	case strings.Contains(msg, "signature"), strings.Contains(msg, "algorithm"), strings.Contains(msg, "alg none"):
+		// Forged, altered, or signed with a key or algorithm the issuer does not publish: the
+		// provider's configuration is not what needs changing.
+		return fmt.Sprintf("the token is not signed by %s's published RS256 keys (altered, forged, or re-signed): present the ID token exactly as the CI system issued it", issuer)
+	case strings.Contains(msg, "claim"), strings.Contains(msg, "malformed"):
+		return "the token lacks a claim AWS requires (exp, iss) or is malformed: present the ID token exactly as the CI system issued it"
 	default:
 		return "make sure the IAM OIDC identity provider for the issuer exists in the role's account and its thumbprint/keys are current"
 	}
