@@ -43,6 +43,7 @@ type pushFlags struct {
 	jobs             int
 	output           string
 	replication      replicationFlags
+	googleCreds      string // --source-google-credentials (cli/sync.go's sourceKeychain)
 }
 
 func pushCmd() command {
@@ -60,6 +61,7 @@ func pushCmd() command {
 		fs.StringVar(&f.platform, "platform", "", "push only this platform of a multi-arch source: OS/ARCH[/VARIANT]")
 		fs.IntVar(&f.jobs, "jobs", push.DefaultJobs, "parallel blob uploads")
 		fs.StringVar(&f.output, "output", "text", "report format on a terminal: text or json")
+		fs.StringVar(&f.googleCreds, "source-google-credentials", "", "Google credential configuration for reading the source (Artifact Registry from AWS: an AWS-sourced workload identity federation config)")
 		f.replication.register(fs)
 		return func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
@@ -167,13 +169,20 @@ func runPush(ctx context.Context, f *pushFlags, stdio IO, plat platform.Platform
 		p, _ := push.ParsePlatform(f.platform)
 		srcOpts = append(srcOpts, push.WithPlatform(p))
 	}
+	var sess *federate.Session
+	if f.googleCreds != "" {
+		kc, err := sourceKeychain(ctx, f.googleCreds, stdio, func() *federate.Session { return sess }, sourceHost(f.source))
+		if err != nil {
+			return err
+		}
+		srcOpts = append(srcOpts, push.WithSourceKeychain(kc))
+	}
 	src, err := push.ParseSource(f.source, srcOpts...)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
 
-	var sess *federate.Session
 	if ecrDest {
 		if destRegion != "" {
 			opts.Region = destRegion

@@ -36,6 +36,7 @@ type Endpoints struct {
 	GoogleIssuer       string // iss of Google ID tokens
 	MetadataHost       string // GCE_METADATA_HOST (host:port, no scheme)
 	IAMCredentials     string // IAM Credentials API base URL
+	GoogleSTS          string // Google STS token exchange URL (token_url of workload identity federation)
 	Registries         map[RegistryID]string
 }
 
@@ -48,6 +49,7 @@ type Sandbox struct {
 	Google    *oidc.Google
 	GitHubIss *oidc.Issuer
 	GoogleIss *oidc.Issuer
+	GoogleSTS *oidc.GoogleSTS // AWS-sourced workload identity federation into Google
 	ECR       *ecr.Service
 	Faults    *fault.Injector
 	Log       *RequestLog
@@ -66,6 +68,7 @@ const (
 	EndpointGoogleIssuer   = "google-issuer"
 	EndpointMetadata       = "metadata"
 	EndpointIAMCredentials = "iamcredentials"
+	EndpointGoogleSTS      = "google-sts"
 )
 
 // RegistryEndpoint is the endpoint name of a registry in the request log.
@@ -182,6 +185,13 @@ func Start(ctx context.Context, cfg *Config) (*Sandbox, error) {
 	if s.Endpoints.STS, err = s.serve(EndpointSTS, fault.AWSQuery, cfg.Faults.STS, stsSrv.Handler()); err != nil {
 		return nil, err
 	}
+	// Google's STS admits the ci account's AWS identities through one pool provider, verifying each with STS above.
+	s.GoogleSTS = oidc.NewGoogleSTS(s.Endpoints.STS)
+	s.GoogleSTS.AddAWSProvider(oidc.AWSProvider{Account: cfg.Accounts[0].ID, Audience: oidc.WorkloadProvider(s.Google.ProjectNumber(), "ecrpush-sandbox", "aws")})
+	if s.Endpoints.GoogleSTS, err = s.serve(EndpointGoogleSTS, fault.Plain, cfg.Faults.Issuers, s.GoogleSTS.Handler()); err != nil {
+		return nil, err
+	}
+	s.Endpoints.GoogleSTS += "/v1/token"
 
 	s.ECR, err = ecr.New(w, ecr.Options{
 		Registries:       regs,
@@ -282,6 +292,7 @@ func (s *Sandbox) Environ() []string {
 		"GITHUB_RUN_ATTEMPT":              s.Config.GitHub.RunAttempt,
 		"GCE_METADATA_HOST":               s.Endpoints.MetadataHost,
 		"ECRPUSH_IAMCREDENTIALS_ENDPOINT": s.Endpoints.IAMCredentials,
+		"ECRPUSH_GOOGLE_STS_ENDPOINT":     s.Endpoints.GoogleSTS,
 	}
 	if len(ci.Roles) > 0 {
 		e["ECRPUSH_ROLE_ARN"] = "arn:aws:iam::" + ci.ID + ":role/" + ci.Roles[0].Name
@@ -310,6 +321,7 @@ func (s *Sandbox) Secrets() []string {
 	out = append(out, s.ECR.Passwords()...)
 	out = append(out, s.GitHub.Issued()...)
 	out = append(out, s.Google.Issued()...)
+	out = append(out, s.GoogleSTS.Issued()...)
 	return out
 }
 
