@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode"
 )
 
 // Claims are the decoded (unverified) claims of an ID token. They are only used to explain a denial;
@@ -58,10 +60,20 @@ func (c Claims) Public() [][2]string {
 	var out [][2]string
 	for _, k := range publicClaims {
 		if v := c.String(k); v != "" {
-			out = append(out, [2]string{k, v})
+			out = append(out, [2]string{k, shown(v)})
 		}
 	}
 	return out
+}
+
+// shown is a claim value fit for one log line: quoted when it holds a control character, so the
+// claims of an unverified token can never start a line of their own (a forged log line, or a
+// GitHub workflow command such as ::add-mask:: or ::error::).
+func shown(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return strconv.Quote(s)
+	}
+	return s
 }
 
 // Provider names the AWS identity provider a token belongs to, from its issuer.

@@ -29,14 +29,14 @@ func (e *DeniedError) Error() string {
 	keys := e.Claims.ConditionKeys()
 	var kv []string
 	for _, k := range sortedKeys(keys) {
-		kv = append(kv, fmt.Sprintf("%s=%q", k, keys[k]))
+		kv = append(kv, fmt.Sprintf("%s=%q", shown(k), keys[k]))
 	}
 	evaluated := strings.Join(kv, " ")
 	switch e.Code {
 	case "ExpiredTokenException":
 		return fmt.Sprintf("STS refused an expired ID token for %s: the token was issued too long before use; check the runner's clock, or re-run so a fresh token is fetched", e.RoleARN)
 	case "InvalidIdentityToken":
-		return fmt.Sprintf("STS rejected the ID token for %s (%s): %s", e.RoleARN, strings.TrimSpace(e.Message), e.invalidHint())
+		return fmt.Sprintf("STS rejected the ID token for %s (%s): %s", e.RoleARN, shown(strings.TrimSpace(e.Message)), e.invalidHint())
 	default:
 		return fmt.Sprintf("not authorized to assume %s with this token (sts:AssumeRoleWithWebIdentity denied); AWS evaluated %s; %s",
 			e.RoleARN, evaluated, e.fix())
@@ -45,7 +45,7 @@ func (e *DeniedError) Error() string {
 
 func (e *DeniedError) invalidHint() string {
 	msg := strings.ToLower(e.Message)
-	issuer := e.Claims.String("iss")
+	issuer := shown(e.Claims.String("iss"))
 	if issuer == "" {
 		issuer = "the issuer"
 	}
@@ -53,7 +53,7 @@ func (e *DeniedError) invalidHint() string {
 	case strings.Contains(msg, "audience"):
 		return fmt.Sprintf("add the audience %q to the IAM OIDC provider's client IDs, or pass --audience with one it lists", e.Claims.String("aud"))
 	case strings.Contains(msg, "no openidconnect provider"):
-		return fmt.Sprintf("create an IAM OIDC identity provider for %s in the role's account", e.Claims.String("iss"))
+		return fmt.Sprintf("create an IAM OIDC identity provider for %s in the role's account", issuer)
 	case strings.Contains(msg, "not valid before"), strings.Contains(msg, "in the future"):
 		// A token from the future is a clock problem, not a trust problem.
 		return "by AWS's clock the token is not valid yet: check the clock of the machine that minted or stores it, then fetch a fresh token"
@@ -92,7 +92,7 @@ func (e *DeniedError) fix() string {
 		hints = append(hints, "sub matching is case-sensitive and this one has upper-case letters")
 	}
 	if repo := c.String("repository"); repo != "" {
-		hints = append(hints, "run ecrpush trust-policy --github-repo "+repo+" to print a policy that admits this job")
+		hints = append(hints, "run ecrpush trust-policy --github-repo "+shown(repo)+" to print a policy that admits this job")
 	} else {
 		hints = append(hints, "check the trust policy's sub and aud conditions against these values")
 	}
@@ -108,7 +108,7 @@ func (e *DeniedError) Details() []string {
 	out = append(out, "condition keys AWS evaluated against the role's trust policy:")
 	keys := e.Claims.ConditionKeys()
 	for _, k := range sortedKeys(keys) {
-		out = append(out, fmt.Sprintf("  %s = %s", k, keys[k]))
+		out = append(out, fmt.Sprintf("  %s = %s", shown(k), shown(keys[k])))
 	}
 	return out
 }
