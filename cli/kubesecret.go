@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"flag"
+	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -23,6 +25,7 @@ func kubeSecretCmd() command {
 		var registries listFlag
 		fs.Var(&registries, "registry", "ECR registry host to include (ACCOUNT.dkr.ecr.REGION.amazonaws.com, or a host --registry-hosts maps); repeatable or comma-separated")
 		output := fs.String("output", "yaml", "yaml or json")
+		outFile := fs.String("out", "", "write the manifest to this file (mode 0600) instead of stdout, e.g. for a kubectl container in the same pod")
 		return func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
 				return fixable.New("kube-secret takes flags only, got %q", strings.Join(args, " "))
@@ -71,6 +74,13 @@ func kubeSecretCmd() command {
 			b, err := kubesecret.Manifest(*namespace, *secretName, auths, expires, *output == "json")
 			if err != nil {
 				return err
+			}
+			if *outFile != "" {
+				// Replace, never append: a Secret manifest holds one generation of tokens.
+				if err := os.WriteFile(*outFile, b, 0o600); err != nil {
+					return fixable.Wrap(err, fmt.Sprintf("cannot write --out %s: %v", *outFile, err))
+				}
+				return os.Chmod(*outFile, 0o600)
 			}
 			_, err = stdio.Out.Write(b)
 			return err

@@ -3,6 +3,8 @@ package cli_test
 import (
 	"encoding/base64"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -101,6 +103,16 @@ func TestKubeSecret(t *testing.T) {
 			}
 			testenv.NoSecrets(t, sb.Secrets(), map[string]string{"stderr": r.stderr + r.errLine})
 		})
+	}
+
+	// --out writes the same manifest to a 0600 file and nothing to stdout.
+	out := filepath.Join(t.TempDir(), "secret.yaml")
+	r := run(t, append(append([]string{}, base...), "--out", out)...)
+	if fi, err := os.Stat(out); r.code != 0 || r.stdout != "" || err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("--out: exit %d %s, stdout %q, %v", r.code, r.errLine, r.stdout, err)
+	}
+	if _, auths := dockerAuths(t, readFile(t, out), false); auths[host]["password"] == "" {
+		t.Errorf("--out file: %v", auths)
 	}
 
 	// Bad input: exit 2 before any call to AWS.
