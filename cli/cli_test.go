@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/ecrpush/ecrpush/cli"
+	"github.com/ecrpush/ecrpush/internal/sandboxtest"
 	"github.com/ecrpush/ecrpush/internal/testenv"
 	"github.com/ecrpush/ecrpush/sandbox"
 )
@@ -20,25 +21,7 @@ const ciRole = "arn:aws:iam::111122223333:role/ecrpush-ci"
 
 // start runs a sandbox and points the process environment at it, as `eval $(ecrpush sandbox)` would.
 func start(t *testing.T, cfg *sandbox.Config) *sandbox.Sandbox {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	sb, err := sandbox.Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); sb.Close() })
-	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-		"AWS_WEB_IDENTITY_TOKEN_FILE", "BUILDER_OUTPUT", "AWS_ROLE_ARN"} {
-		t.Setenv(k, "")
-		os.Unsetenv(k)
-	}
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
-	for _, kv := range sb.Environ() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
-	return sb
+	return sandboxtest.StartExported(t, cfg)
 }
 
 type result struct {
