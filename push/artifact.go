@@ -200,8 +200,10 @@ func (c *contents) add(seen map[v1.Hash]bool, l v1.Layer, config bool) error {
 
 // ParsePlatform reads OS/ARCH[/VARIANT] (e.g. linux/arm64/v8).
 func ParsePlatform(s string) (v1.Platform, error) {
+	s = strings.TrimSpace(s)
 	p, err := v1.ParsePlatform(s)
-	if err != nil || p.OS == "" || p.Architecture == "" || strings.Count(s, "/") > 2 {
+	// go-containerregistry keeps blanks inside ("linux/ :1" has architecture " "): no platform has any.
+	if err != nil || p.OS == "" || p.Architecture == "" || strings.Count(s, "/") > 2 || strings.ContainsAny(s, " \t\r\n") {
 		return v1.Platform{}, fixable.New("platform %q is not OS/ARCH[/VARIANT]: use e.g. linux/amd64 or linux/arm64/v8", s)
 	}
 	return *p, nil
