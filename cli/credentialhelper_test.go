@@ -151,6 +151,44 @@ func TestCredentialHelperGet(t *testing.T) {
 		t.Error("store succeeded")
 	}
 	testenv.NoSecrets(t, sb.Secrets(), map[string]string{"second get stderr": r2.stderr, "first get stderr": r.stderr})
+
+	// A mapping that does not parse: exit 2, the reason on stdout where docker shows it.
+	t.Setenv("ECRPUSH_REGISTRY_HOSTS", host+"=111122223333")
+	if r := runAs(t, cli.HelperName, host, "get"); r.code != 2 || !strings.Contains(r.stdout, "HOST=ACCOUNT:REGION") {
+		t.Errorf("bad ECRPUSH_REGISTRY_HOSTS: exit %d %q", r.code, r.stdout)
+	}
+}
+
+// BenchmarkCredentialHelperCachedGet is one `get` answered from the cache (in-process: no fork/exec).
+func BenchmarkCredentialHelperCachedGet(b *testing.B) {
+	sb, err := sandbox.Start(context.Background(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sb.Close()
+	// The AWS SDK reads its endpoints from the process environment, so the benchmark sets it as start does.
+	for _, kv := range append(sb.Environ(), "ECRPUSH_CACHE_DIR="+b.TempDir(), "ECRPUSH_REGISTRY_HOSTS="+ciHost(sb)+"="+sandbox.CIAccount+":us-east-1",
+		"AWS_CONFIG_FILE="+filepath.Join(b.TempDir(), "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(b.TempDir(), "none")) {
+		k, v, _ := strings.Cut(kv, "=")
+		b.Setenv(k, v)
+	}
+	getenv := os.Getenv
+	get := func() {
+		var out bytes.Buffer
+		if err := cli.Run(context.Background(), cli.HelperName, []string{"get"}, cli.IO{In: strings.NewReader(ciHost(sb)), Out: &out, Err: &out, Getenv: getenv}); err != nil {
+			b.Fatalf("%v: %s", err, out.String())
+		}
+	}
+	get()
+	sts := sb.Log.Count(sandbox.EndpointSTS, "")
+	b.ResetTimer()
+	for range b.N {
+		get()
+	}
+	b.StopTimer()
+	if sb.Log.Count(sandbox.EndpointSTS, "") != sts {
+		b.Fatal("a cached get called STS")
+	}
 }
 
 // TestCredentialHelperClients drives the helper as docker's own clients do: the built binary under the
