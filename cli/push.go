@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"golang.org/x/term"
 
+	"github.com/ecrpush/ecrpush/credhelper"
 	"github.com/ecrpush/ecrpush/federate"
 	"github.com/ecrpush/ecrpush/fixable"
 	"github.com/ecrpush/ecrpush/platform"
@@ -23,8 +24,6 @@ var (
 	repositoryRe = regexp.MustCompile(`^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$`)
 	// The OCI distribution spec's tag rule; ECR allows the same 128 characters.
 	tagRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-	// ECR registry hosts, as amazon-ecr-credential-helper parses them (FIPS, dual-stack, China).
-	ecrHostRe = regexp.MustCompile(`^([0-9]{12})\.dkr[.-]ecr(-fips)?\.([a-z0-9-]+)\.(amazonaws\.com(\.cn)?|on\.aws|sc2s\.sgov\.gov|c2s\.ic\.gov)$`)
 )
 
 // pushFlags are push's flags; replication flags live in pushReplicationFlags.
@@ -90,7 +89,7 @@ func (f *pushFlags) validate() error {
 		if err != nil || strings.ContainsAny(d, "@") || strings.Count(d, ":") > 1 {
 			return fixable.New("--destination %q is not REGISTRY/REPOSITORY (tags go in --tag)", d)
 		}
-		if len(f.destinations) > 1 && ecrHostRe.MatchString(repo.RegistryStr()) {
+		if _, isECR := credhelper.ParseHost(repo.RegistryStr()); len(f.destinations) > 1 && isECR {
 			return fixable.New("--destination %q: several destinations work for registries other than ECR; for ECR use --repository with --replicate-to", d)
 		}
 	}
@@ -155,8 +154,8 @@ func runPush(ctx context.Context, f *pushFlags, stdio IO, plat platform.Platform
 	var destAccount, destRegion string
 	if !ecrDest {
 		repo, _ := name.NewRepository(f.destination)
-		if m := ecrHostRe.FindStringSubmatch(repo.RegistryStr()); m != nil {
-			ecrDest, destAccount, destRegion = true, m[1], m[3]
+		if r, ok := credhelper.ParseHost(repo.RegistryStr()); ok {
+			ecrDest, destAccount, destRegion = true, r.Account, r.Region
 		}
 	}
 	// Identity flags are validated even when unused, so a typo never passes silently.
