@@ -194,7 +194,9 @@ func TestFaultBudget(t *testing.T) {
 		{name: "registry dies mid-upload", region: "us-east-1", endpoint: reg(sandbox.CIAccount, "us-east-1"),
 			when: func(r sandbox.Request) bool { return r.Method == "PATCH" }},
 		{name: "registry dies before the tags", region: "eu-west-1", endpoint: reg(sandbox.CIAccount, "eu-west-1"),
-			when: func(r sandbox.Request) bool { return r.Method == "PUT" && strings.Contains(r.Path, "/manifests/sha256:") }},
+			when: func(r sandbox.Request) bool {
+				return r.Method == "PUT" && strings.Contains(r.Path, "/manifests/sha256:")
+			}},
 		{name: "copy destination dies mid-copy", region: "us-west-2", copy: true, endpoint: reg(sandbox.ProdAccount, "eu-west-1"),
 			when: func(r sandbox.Request) bool { return r.Method == "PATCH" }, want: sandbox.ProdAccount + ":eu-west-1"},
 	}
