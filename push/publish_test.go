@@ -300,13 +300,10 @@ func TestManifestRateLimit(t *testing.T) {
 	if len(puts) != 7 {
 		t.Fatalf("%d manifest PUTs, want 7", len(puts))
 	}
+	// Only a lower bound on the whole span: arrival gaps jitter on a loaded machine (requests leave the
+	// limiter 100 ms apart but can arrive bunched), while no load can make 7 limited PUTs faster.
 	if span := puts[6].Sub(puts[0]); span < 550*time.Millisecond {
 		t.Errorf("7 PUTs in %s: not limited to 10/s", span)
-	}
-	for i := 1; i < len(puts); i++ {
-		if gap := puts[i].Sub(puts[i-1]); gap < 80*time.Millisecond {
-			t.Errorf("PUT %d only %s after the previous", i, gap)
-		}
 	}
 }
 
