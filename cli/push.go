@@ -163,7 +163,7 @@ func runPush(ctx context.Context, f *pushFlags, stdio IO, plat platform.Platform
 	if ecrDest && idErr != nil {
 		return idErr
 	}
-	srcOpts := []push.SourceOption{push.WithSourceLogger(log)}
+	srcOpts := []push.SourceOption{push.WithSourceLogger(log), push.WithDockerHost(stdio.Getenv("DOCKER_HOST"))}
 	if f.platform != "" {
 		p, _ := push.ParsePlatform(f.platform)
 		srcOpts = append(srcOpts, push.WithPlatform(p))
