@@ -92,6 +92,14 @@ type contents struct {
 	manifests int
 	manifestB int64
 	layers    int
+	children  []childManifest // manifests below the top one, deepest first
+}
+
+// childManifest is an image or index inside an index, pushed by digest before its parent.
+type childManifest struct {
+	digest v1.Hash
+	t      remote.Taggable
+	depth  int // 1: listed by the top index
 }
 
 func (c *contents) blobBytes() int64 {
@@ -145,6 +153,7 @@ func (a *Artifact) contents() (*contents, error) {
 				if err := walkIndex(child, depth+1); err != nil {
 					return err
 				}
+				c.children = append(c.children, childManifest{digest: d.Digest, t: child, depth: depth + 1})
 			case d.MediaType.IsImage():
 				child, err := idx.Image(d.Digest)
 				if err != nil {
@@ -153,6 +162,7 @@ func (a *Artifact) contents() (*contents, error) {
 				if err := walkImage(child); err != nil {
 					return fmt.Errorf("child image %s: %w", d.Digest, err)
 				}
+				c.children = append(c.children, childManifest{digest: d.Digest, t: child, depth: depth + 1})
 			default:
 				return fmt.Errorf("child %s has media type %q, which is neither an image nor an index", d.Digest, d.MediaType)
 			}
@@ -168,6 +178,7 @@ func (a *Artifact) contents() (*contents, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", a.Name, err)
 	}
+	sort.SliceStable(c.children, func(i, j int) bool { return c.children[i].depth > c.children[j].depth })
 	return c, nil
 }
 

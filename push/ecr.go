@@ -56,7 +56,7 @@ func NewECR(ctx context.Context, cfg aws.Config, repository string, opts ...Opti
 	if err != nil {
 		return nil, fmt.Errorf("ecr: registry %s: %w", kc.host, err)
 	}
-	p := &registryPublisher{repo: repo, kc: kc, o: o, immutable: e.immutable,
+	p := &registryPublisher{repo: repo, kc: kc, o: o, immutable: e.immutable, plainHTTP: kc.scheme == "http",
 		deniedHint: "grant " + ECRPushActions + " on repository " + repository}
 	return &ecrPublisher{registryPublisher: p, keychain: kc}, nil
 }

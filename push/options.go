@@ -13,15 +13,18 @@ import (
 	"github.com/ecrpush/ecrpush/internal/progress"
 )
 
-// DefaultJobs is how many blobs one Publish uploads at once. BenchmarkJobs (bench_test.go) pushes
-// a 16-layer 32 MiB image into an in-process registry on 127.0.0.1 (2 cores). With no latency
-// jobs 1/2/4/8/16 all land at 340-540 MB/s (CPU-bound, within noise); with a 20 ms round trip per
-// request they give 21/35/54/75/92 MB/s, because each missing blob costs four requests (HEAD,
-// POST, PATCH, PUT). 8 gets most of that gain for the typical image of up to ~10 layers while
-// keeping the connections to one registry modest; --jobs raises it for wide images on far links.
-const DefaultJobs = 8
+// DefaultJobs is how many blobs one Publish uploads at once (per destination). BenchmarkJobs
+// (bench_test.go) pushes a 16-layer 32 MiB image into an in-process registry on 127.0.0.1 (2
+// cores): with no latency jobs 1..16 all land at 340-540 MB/s (CPU-bound, within noise); with a
+// 20 ms round trip per request 1/2/4/8/16 give 21/35/54/75/92 MB/s. On a far link every wave of
+// uploads costs three round trips (POST, PATCH, PUT; the existence checks are all made up front),
+// so jobs should cover a whole image at once: bench/run.sh's 60-small-layer image over a 50 ms
+// link takes 1.9 s at 8, 1.3 s at 16 and 0.9 s at 32, and a 16-layer one fits one wave at 16.
+// 16 keeps the connections to one registry modest; --jobs raises it for wide images.
+const DefaultJobs = 16
 
-// DefaultManifestRate is the manifest PUTs per second per registry host (ECR's PutImage quota).
+// DefaultManifestRate is the manifest PUTs per second per ECR registry host (ECR's PutImage
+// quota). Other registries are not held to it unless WithManifestRate says so.
 const DefaultManifestRate = 10.0
 
 // Option configures a Publisher. Options validate their argument and NewECR/NewRegistry return
@@ -34,6 +37,7 @@ type options struct {
 	progress      *progress.Renderer
 	transport     http.RoundTripper
 	manifestRate  float64
+	rateSet       bool // WithManifestRate was given
 	retryAfterMax time.Duration
 	backoff       remote.Backoff
 	verify        bool
@@ -121,13 +125,14 @@ func WithTransport(rt http.RoundTripper) Option {
 	}
 }
 
-// WithManifestRate sets manifest PUTs per second per registry host (default 10; 0 = unlimited).
+// WithManifestRate sets manifest PUTs per second per registry host (default: 10 for ECR,
+// unlimited elsewhere; 0 = unlimited).
 func WithManifestRate(perSecond float64) Option {
 	return func(o *options) error {
 		if perSecond < 0 {
 			return fmt.Errorf("push: manifest rate must be >= 0, got %v", perSecond)
 		}
-		o.manifestRate = perSecond
+		o.manifestRate, o.rateSet = perSecond, true
 		return nil
 	}
 }

@@ -294,7 +294,7 @@ func TestManifestRateLimit(t *testing.T) {
 		})
 	})
 	a, _ := load(t, "oci-layout:"+f.layout+":multi")
-	if _, err := newPublisher(t, dst+"/app").Publish(context.Background(), a, []string{"a", "b", "c"}); err != nil {
+	if _, err := newPublisher(t, dst+"/app", WithManifestRate(DefaultManifestRate)).Publish(context.Background(), a, []string{"a", "b", "c"}); err != nil {
 		t.Fatal(err)
 	}
 	if len(puts) != 7 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,7 +34,9 @@ type registryPublisher struct {
 	immutable func(tag string) bool
 	// deniedHint says what to grant when the registry answers 401/403 to a write.
 	deniedHint string
-	closed     atomic.Bool
+	// plainHTTP: the registry is known to speak HTTP, so the HTTPS probe is skipped.
+	plainHTTP bool
+	closed    atomic.Bool
 }
 
 // NewRegistry returns a Publisher for repo in any OCI registry, authenticating with kc
@@ -50,7 +53,12 @@ func NewRegistry(repo name.Repository, kc authn.Keychain, opts ...Option) (Publi
 	if err != nil {
 		return nil, err
 	}
-	p := &registryPublisher{repo: repo, kc: kc, o: o,
+	if !o.rateSet {
+		// ECR's PutImage quota is ECR's: each image costs two PUTs (digest, tag), which at
+		// 10/s would add 100 ms to every push to a registry that has no such limit.
+		o.manifestRate = 0
+	}
+	p := &registryPublisher{repo: repo, kc: kc, o: o, plainHTTP: isLoopback(repo.RegistryStr()),
 		deniedHint: "check the credentials for " + repo.RegistryStr() + " (docker login) and that they may push to " + repo.RepositoryStr()}
 	p.immutable = func(string) bool { return o.immutable }
 	return p, nil
@@ -77,7 +85,12 @@ type plan struct {
 	puller  *remote.Puller
 	started time.Time
 	moved   map[string]v1.Hash
+	blobs   *blobClient
+	missing []bool // per c.blobs: the registry does not have it (or could not say)
 }
+
+// lookupJobs bounds the HEAD requests one plan sends at once.
+const lookupJobs = 32
 
 func (p *registryPublisher) Publish(ctx context.Context, a *Artifact, tags []string) (*Result, error) {
 	pl, err := p.plan(ctx, a, tags)
@@ -87,14 +100,14 @@ func (p *registryPublisher) Publish(ctx context.Context, a *Artifact, tags []str
 	return p.push(ctx, pl)
 }
 
-func (p *registryPublisher) remoteOptions(ctx context.Context, m *meter) []remote.Option {
+// remoteOptions hand ggcr the session's transport (already authenticated: ggcr neither pings
+// again nor wraps it further).
+func (p *registryPublisher) remoteOptions(ctx context.Context, rt http.RoundTripper) []remote.Option {
 	return []remote.Option{
 		remote.WithContext(ctx),
-		remote.WithAuthFromKeychain(p.kc),
-		remote.WithTransport(stackTransport(p.o.transport, p.o, m)),
+		remote.WithTransport(rt),
 		remote.WithJobs(p.o.jobs),
 		remote.WithRetryBackoff(p.o.backoff),
-		remote.WithUserAgent(p.o.userAgent),
 	}
 }
 
@@ -117,15 +130,54 @@ func (p *registryPublisher) plan(ctx context.Context, a *Artifact, tags []string
 	for _, b := range c.blobs {
 		m.sizes[b.digest] = b.size
 	}
-	pl := &plan{a: a, c: c, all: all, meter: m, ropts: p.remoteOptions(ctx, m), started: time.Now(), moved: map[string]v1.Hash{}}
+	pl := &plan{a: a, c: c, all: all, meter: m, started: time.Now(), moved: map[string]v1.Hash{}}
+	// The look-ups below go out at once, each on a connection of its own: open those while the
+	// ping runs, so they cost no extra round trip (or TLS handshake) of their own.
+	warmed := make(chan struct{})
+	go func() { defer close(warmed); p.warm(ctx, min(lookupJobs, 1+len(all)+len(c.blobs))-1) }()
+	rt, err := p.session(ctx, m)
+	<-warmed
+	if err != nil {
+		return nil, p.wrap(err, "connect")
+	}
+	pl.ropts = p.remoteOptions(ctx, rt)
 	if pl.puller, err = remote.NewPuller(pl.ropts...); err != nil {
 		return nil, err
 	}
 
-	// Resolve every tag before any write: a conflict must leave the repository untouched.
-	var conflicts []string
+	// Resolve every tag before any write: a conflict must leave the repository untouched. The
+	// tags, the digest and every blob are looked up at once: one round trip, not one per
+	// reference, and the connections the uploads need are open by the time they start.
+	refs := []name.Reference{p.repo.Digest(a.Digest.String())}
 	for _, t := range all {
-		d, err := pl.puller.Head(ctx, p.repo.Tag(t))
+		refs = append(refs, p.repo.Tag(t))
+	}
+	heads := make([]*v1.Descriptor, len(refs))
+	errs := make([]error, len(refs))
+	pl.blobs = p.blobClient(rt)
+	pl.missing = make([]bool, len(c.blobs))
+	sem := make(chan struct{}, lookupJobs)
+	var wg sync.WaitGroup
+	for i, r := range refs {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			heads[i], errs[i] = pl.puller.Head(ctx, r)
+		})
+	}
+	for i, b := range c.blobs {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			// An error here is not fatal: the upload will meet it again and say what it is.
+			ok, err := pl.blobs.exists(ctx, b.digest)
+			pl.missing[i] = !ok || err != nil
+		})
+	}
+	wg.Wait()
+	var conflicts []string
+	for i, t := range all {
+		d, err := heads[i+1], errs[i+1]
 		switch {
 		case isNotFound(err):
 			pl.tags = append(pl.tags, t)
@@ -144,8 +196,7 @@ func (p *registryPublisher) plan(ctx context.Context, a *Artifact, tags []string
 		return nil, fixable.New("tags are immutable in %s and already point elsewhere (%s; pushing %s): push under a new tag, or delete the old image first; nothing was written",
 			p.repo, strings.Join(conflicts, "; "), a.Digest)
 	}
-	d, err := pl.puller.Head(ctx, p.repo.Digest(a.Digest.String()))
-	switch {
+	switch d, err := heads[0], errs[0]; {
 	case err == nil && d.Digest == a.Digest:
 		pl.exists = true
 	case err != nil && !isNotFound(err):
@@ -182,7 +233,7 @@ func (p *registryPublisher) push(ctx context.Context, pl *plan) (res *Result, er
 	}
 	if p.o.progress != nil {
 		task := p.o.progress.Start(p.repo.String(), total, func() int64 {
-			return min(pl.meter.uploaded.Load()+pl.meter.presentBytes.Load(), total)
+			return min(pl.meter.sent()+pl.meter.presentBytes.Load(), total)
 		})
 		defer func() { task.Finish(err) }()
 	}
@@ -192,13 +243,16 @@ func (p *registryPublisher) push(ctx context.Context, pl *plan) (res *Result, er
 	}
 
 	if !pl.exists {
-		// Every blob first (HEAD, then one POST + PATCH + PUT when missing), so no manifest is
-		// written while any blob could still fail.
+		// Every missing blob first (one POST + PATCH + PUT each), so no manifest is written while
+		// any blob could still fail.
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(p.o.jobs)
-		for _, b := range pl.c.blobs {
+		for i, b := range pl.c.blobs {
+			if !pl.missing[i] {
+				continue
+			}
 			g.Go(func() error {
-				if err := pusher.Upload(gctx, p.repo, b.layer); err != nil {
+				if err := pl.blobs.upload(gctx, b); err != nil {
 					return p.wrap(err, "upload blob "+b.digest.String())
 				}
 				return nil
@@ -207,24 +261,52 @@ func (p *registryPublisher) push(ctx context.Context, pl *plan) (res *Result, er
 		if err := g.Wait(); err != nil {
 			return nil, err
 		}
-		// Then manifests by digest, children before the index (ggcr skips the blobs it just did).
-		if err := pusher.Push(ctx, p.repo.Digest(a.Digest.String()), a.taggable()); err != nil {
+		// Then manifests by digest: an index's children first, deepest first, each level at
+		// once (a child the registry holds already is written again: same bytes, same digest).
+		for i := 0; i < len(pl.c.children); {
+			j := i
+			for j < len(pl.c.children) && pl.c.children[j].depth == pl.c.children[i].depth {
+				j++
+			}
+			g, gctx := errgroup.WithContext(ctx)
+			for _, ch := range pl.c.children[i:j] {
+				g.Go(func() error {
+					if err := pusher.Put(gctx, p.repo.Digest(ch.digest.String()), ch.t); err != nil {
+						return p.wrap(err, "put manifest "+ch.digest.String())
+					}
+					return nil
+				})
+			}
+			if err := g.Wait(); err != nil {
+				return nil, err
+			}
+			i = j
+		}
+		if err := pusher.Put(ctx, p.repo.Digest(a.Digest.String()), a.taggable()); err != nil {
 			return nil, p.wrap(err, "put manifest "+a.Digest.String())
 		}
 	}
-	// Tags last.
+	// Tags last, all at once.
+	tg, tctx := errgroup.WithContext(ctx)
 	for _, t := range pl.tags {
 		if old, ok := pl.moved[t]; ok {
 			log.Info("moving tag", "tag", t, "from", old.String())
 		}
-		if err := pusher.Put(ctx, p.repo.Tag(t), a.taggable()); err != nil {
-			if isImmutableRejection(err) {
-				return nil, fixable.Wrap(err, fmt.Sprintf("%s refused to move tag %s because its tags are immutable: push under a new tag", p.repo, t))
+		tg.Go(func() error {
+			if err := pusher.Put(tctx, p.repo.Tag(t), a.taggable()); err != nil {
+				if isImmutableRejection(err) {
+					return fixable.Wrap(err, fmt.Sprintf("%s refused to move tag %s because its tags are immutable: push under a new tag", p.repo, t))
+				}
+				return p.wrap(err, "tag "+t)
 			}
-			return nil, p.wrap(err, "tag "+t)
-		}
+			return nil
+		})
 	}
-	if p.o.verify {
+	if err := tg.Wait(); err != nil {
+		return nil, err
+	}
+	// Nothing written (every tag already there): the plan's look-ups were the read-back.
+	if p.o.verify && !(pl.exists && len(pl.tags) == 0) {
 		if err := p.verify(ctx, pl); err != nil {
 			return nil, err
 		}
@@ -243,16 +325,20 @@ func (p *registryPublisher) verify(ctx context.Context, pl *plan) error {
 	if len(refs) == 0 {
 		refs = append(refs, p.repo.Digest(pl.a.Digest.String()))
 	}
+	g, gctx := errgroup.WithContext(ctx)
 	for _, r := range refs {
-		d, err := pl.puller.Head(ctx, r)
-		if err != nil {
-			return p.wrap(err, "verify "+r.String())
-		}
-		if d.Digest != pl.a.Digest {
-			return fmt.Errorf("verify %s: registry answers %s, pushed %s (another writer moved it?)", r, d.Digest, pl.a.Digest)
-		}
+		g.Go(func() error {
+			d, err := pl.puller.Head(gctx, r)
+			if err != nil {
+				return p.wrap(err, "verify "+r.String())
+			}
+			if d.Digest != pl.a.Digest {
+				return fmt.Errorf("verify %s: registry answers %s, pushed %s (another writer moved it?)", r, d.Digest, pl.a.Digest)
+			}
+			return nil
+		})
 	}
-	return nil
+	return g.Wait()
 }
 
 func (p *registryPublisher) result(pl *plan) *Result {
@@ -279,6 +365,10 @@ func (p *registryPublisher) result(pl *plan) *Result {
 func (p *registryPublisher) wrap(err error, what string) error {
 	if isDenied(err) {
 		return fixable.Wrap(err, fmt.Sprintf("%s: %s refused (%v): %s", what, p.repo, err, p.deniedHint))
+	}
+	// A registry's error body ("UNKNOWN: unknown error") does not say the status; the line should.
+	if terr, ok := registryError(err); ok && terr.StatusCode != 0 && !strings.Contains(err.Error(), strconv.Itoa(terr.StatusCode)) {
+		return fmt.Errorf("%s in %s: %w (HTTP %d)", what, p.repo, err, terr.StatusCode)
 	}
 	return fmt.Errorf("%s in %s: %w", what, p.repo, err)
 }

@@ -24,7 +24,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/klauspost/compress/gzip"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ecrpush/ecrpush/fixable"
@@ -195,13 +194,14 @@ func loadDockerArchive(ctx context.Context, display, file, tag, dir string, o *s
 		}
 		located[i] = e
 	}
+	budget := newGzipBudget(o.jobs)
 	layers := make([]*fileLayer, len(desc.Layers))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.jobs)
 	for i, lp := range desc.Layers {
 		e := located[i]
 		g.Go(func() error {
-			l, err := spoolLayer(gctx, file, e, cf.RootFS.DiffIDs[i], filepath.Join(dir, fmt.Sprintf("layer-%03d.tar.gz", i)))
+			l, err := spoolLayer(gctx, file, e, cf.RootFS.DiffIDs[i], filepath.Join(dir, fmt.Sprintf("layer-%03d.tar.gz", i)), budget)
 			if err != nil {
 				return fmt.Errorf("%s: layer %d (%s): %w", display, i+1, lp, err)
 			}
@@ -284,7 +284,7 @@ var (
 
 // spoolLayer makes one archive layer pushable: gzip-compressed layers are hashed where they lie,
 // uncompressed ones are compressed into out while both digests are computed in the same pass.
-func spoolLayer(ctx context.Context, file string, e tarEntry, diffID v1.Hash, out string) (*fileLayer, error) {
+func spoolLayer(ctx context.Context, file string, e tarEntry, diffID v1.Hash, out string, budget gzipBudget) (*fileLayer, error) {
 	open := sectionOpener(file, e)
 	rc, err := open()
 	if err != nil {
@@ -313,17 +313,11 @@ func spoolLayer(ctx context.Context, file string, e tarEntry, diffID v1.Hash, ou
 	hc, hu := sha256.New(), sha256.New()
 	bw := bufio.NewWriterSize(io.MultiWriter(f, hc), 1<<20)
 	cw := &countWriter{w: bw}
-	// BestSpeed, as ggcr and crane use: the push, not the CPU, is what a CI job waits on. The output
-	// is deterministic (no timestamp in the header), so the same archive always yields the same
-	// digests and a re-push finds every layer already present.
-	zw, err := gzip.NewWriterLevel(cw, gzip.BestSpeed)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := io.Copy(zw, io.TeeReader(&ctxReader{ctx: ctx, r: br}, hu)); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
+	// BestSpeed, as ggcr and crane use: the push, not the CPU, is what a CI job waits on. Blocks of
+	// a layer compress in parallel (one large layer is the common case); the output is
+	// deterministic, so the same archive always yields the same digests and a re-push finds every
+	// layer already present.
+	if _, err := parallelGzip(ctx, cw, hu, br, budget); err != nil {
 		return nil, err
 	}
 	if err := bw.Flush(); err != nil {
