@@ -54,7 +54,8 @@ type benchCase struct {
 type bench struct {
 	c       *config
 	in      *inputs
-	scratch string
+	scratch string // tools' HOME and TMPDIR, per run
+	storage string // registries' storage, per run (tmpfs when there is room)
 	seq     atomic.Int64
 }
 
@@ -181,7 +182,7 @@ func (b *bench) seedLayout(ctx context.Context, dir string) error {
 		return err
 	}
 	defer r.stop()
-	rc := &runCtx{base: filepath.Join(dir, "..", filepath.Base(dir)+"-scratch")}
+	rc := &runCtx{base: filepath.Join(b.scratch, "seed")}
 	defer os.RemoveAll(rc.base)
 	if err := os.MkdirAll(rc.base, 0o755); err != nil {
 		return err
@@ -317,11 +318,14 @@ func tail(s string) string {
 // once starts the case's registries on fresh storage, times one contender, checks every
 // destination holds the image, and tears everything down.
 func (b *bench) once(ctx context.Context, cs benchCase, c contender, seed string) (sample, error) {
-	base := filepath.Join(b.scratch, fmt.Sprintf("%s-%d", cs.id, b.seq.Add(1)))
-	if err := os.MkdirAll(base, 0o755); err != nil {
-		return sample{}, err
+	run := fmt.Sprintf("%s-%d", cs.id, b.seq.Add(1))
+	base, store := filepath.Join(b.scratch, run), filepath.Join(b.storage, run)
+	for _, d := range []string{base, store} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return sample{}, err
+		}
+		defer os.RemoveAll(d)
 	}
-	defer os.RemoveAll(base)
 	regs := make([]*registry, cs.regs)
 	defer func() {
 		for _, r := range regs {
@@ -333,7 +337,7 @@ func (b *bench) once(ctx context.Context, cs benchCase, c contender, seed string
 	g, gctx := errgroup.WithContext(ctx)
 	for i := range regs {
 		g.Go(func() error {
-			dir := filepath.Join(base, fmt.Sprintf("reg-%d", i))
+			dir := filepath.Join(store, fmt.Sprintf("reg-%d", i))
 			if seed != "" {
 				if err := os.MkdirAll(dir, 0o755); err != nil {
 					return err
@@ -392,7 +396,7 @@ func (b *bench) measure(ctx context.Context, cs benchCase) (*caseResult, error) 
 	res := &caseResult{ID: cs.id, Title: cs.title, Registries: cs.regs, RTTms: cs.rtt.Milliseconds(), Bytes: cs.bytes}
 	var seed string
 	if cs.seed != nil {
-		seed = filepath.Join(b.scratch, cs.id+"-seed")
+		seed = filepath.Join(b.storage, cs.id+"-seed")
 		if err := os.MkdirAll(seed, 0o755); err != nil {
 			return nil, err
 		}

@@ -37,6 +37,7 @@ type config struct {
 	waitLoad float64
 	waitMax  time.Duration
 	profile  string
+	storage  string
 	extra    []string // appended to every ecrpush push
 }
 
@@ -58,6 +59,7 @@ func main() {
 	flag.IntVar(&c.fanout, "fanout", 6, "registries for the fan-out cases")
 	flag.Float64Var(&c.waitLoad, "wait-load", 0, "before measuring, wait until the 1-minute load average is below this (0: don't wait)")
 	flag.DurationVar(&c.waitMax, "wait-max", 20*time.Minute, "give up waiting for a low load after this long (and measure anyway)")
+	flag.StringVar(&c.storage, "storage", "", "where registries keep their (per-run) storage (default: /dev/shm when it has room, else the work directory)")
 	flag.StringVar(&c.profile, "profile", "", "directory: run ecrpush with ECRPUSH_CPUPROFILE set to a file in it for every timed run")
 	serve := flag.String("serve", "", "debugging: start one registry with storage in this directory (behind the slow link with -rtt), log its requests to stderr, print its address, and serve until interrupted")
 	extra := flag.String("ecrpush-args", "", "space-separated flags appended to every ecrpush push (experiments, e.g. \"--jobs 16\")")
@@ -83,7 +85,7 @@ func main() {
 		}
 	}
 	// Tools run in scratch directories: make every path absolute.
-	for _, p := range []*string{&c.ecrpush, &c.crane, &c.limit, &c.skopeo, &c.registry, &c.work, &c.out, &c.profile} {
+	for _, p := range []*string{&c.ecrpush, &c.crane, &c.limit, &c.skopeo, &c.registry, &c.work, &c.out, &c.profile, &c.storage} {
 		if *p != "" {
 			if abs, err := filepath.Abs(*p); err == nil {
 				*p = abs
@@ -150,20 +152,28 @@ func run(ctx context.Context, c *config) error {
 		}
 	}
 	scratch := filepath.Join(c.work, "runs")
-	if err := os.RemoveAll(scratch); err != nil {
-		return err
+	storage := c.storage
+	if storage == "" {
+		storage = defaultStorage(c.quick, scratch)
 	}
-	if err := os.MkdirAll(scratch, 0o755); err != nil {
-		return err
+	storage = filepath.Join(storage, fmt.Sprintf("ecrpush-bench-registries-%d", os.Getpid()))
+	for _, d := range []string{scratch, storage} {
+		if err := os.RemoveAll(d); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
 	}
-	defer os.RemoveAll(scratch)
 
 	rep := &report{Quick: c.quick, Runs: c.runs, Inputs: in, Machine: machine(c), Started: start.UTC()}
+	rep.Machine["registry storage"] = describeFS(storage)
 	if c.waitLoad > 0 {
 		rep.LoadWait = waitForLoad(ctx, c.waitLoad, c.waitMax)
 	}
 	rep.LoadStart = loadAvg()
-	b := &bench{c: c, in: in, scratch: scratch}
+	b := &bench{c: c, in: in, scratch: scratch, storage: storage}
 	for _, cs := range b.cases() {
 		if c.only != nil && !c.only[cs.id] {
 			continue
@@ -229,6 +239,33 @@ func loadAvg() string {
 }
 
 var errFailed = errors.New("tool failed")
+
+// defaultStorage is /dev/shm when it has room for the largest case (P2b: the layout in six
+// registries): registries then never wait for the disk — writing 6 GiB a run otherwise trips the
+// kernel's dirty-page throttling and the figures swing by ±50 % with the disk, not the client.
+func defaultStorage(quick bool, fallback string) string {
+	need := uint64(10 << 30)
+	if quick {
+		need = 3 << 30
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs("/dev/shm", &st); err == nil && st.Bavail*uint64(st.Bsize) >= need {
+		return "/dev/shm"
+	}
+	return fallback
+}
+
+func describeFS(dir string) string {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return dir
+	}
+	kind := "disk"
+	if st.Type == 0x01021994 { // TMPFS_MAGIC
+		kind = "tmpfs"
+	}
+	return fmt.Sprintf("%s (%s), fresh for every run", filepath.Dir(dir), kind)
+}
 
 // serveOne is -serve: a registry to point tools at by hand, its access log on stderr.
 func serveOne(ctx context.Context, c *config, dir string) error {
