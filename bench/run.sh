@@ -6,7 +6,8 @@
 #   bench/run.sh --quick    small inputs, 2 runs each (≈ 2 min): proves the harness works; writes
 #                           its results to the work directory, asserts nothing about speed
 #
-# Any other flags go to the driver (go run ./bench/cmd/bench -h), e.g. --only P1,P3 --runs 7.
+# Any other flags go to the driver (go run ./bench/cmd/bench -h), e.g. --only P1,P3 --runs 7;
+# --profile DIR runs ecrpush with a CPU profile per run into DIR (bench/cmd/ecrpush-prof).
 # Needs go, docker-registry and skopeo (apt-get install docker-registry skopeo) and /usr/bin/time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,12 +15,15 @@ root=$PWD
 
 crane_version=v0.22.1
 quick=false
+profile=
 args=()
-for a in "$@"; do
-  case "$a" in
+while (($#)); do
+  case "$1" in
     --quick|-quick) quick=true; args+=(-quick) ;;
-    *) args+=("$a") ;;
+    --profile|-profile) profile=$(mkdir -p "$2" && cd "$2" && pwd); shift ;;
+    *) args+=("$1") ;;
   esac
+  shift
 done
 
 for tool in docker-registry skopeo; do
@@ -36,6 +40,13 @@ fi
 go build -o "$bin/ecrpush" .
 go build -o "$bin/bench" ./bench/cmd/bench
 go build -o "$bin/limit" ./bench/cmd/limit
+ecrpush=$bin/ecrpush
+if [[ -n "$profile" ]]; then
+  # ecrpush with a CPU profile per process: go tool pprof -top bench/.bin/ecrpush-prof DIR/NNN.pprof
+  go build -o "$bin/ecrpush-prof" ./bench/cmd/ecrpush-prof
+  ecrpush=$bin/ecrpush-prof
+  args+=(-profile "$profile")
+fi
 
 if $quick; then
   if [[ "${CI:-}" == true ]]; then
@@ -61,7 +72,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-"$bin/bench" -ecrpush "$bin/ecrpush" -crane "$bin/crane" -limit "$bin/limit" \
+"$bin/bench" -ecrpush "$ecrpush" -crane "$bin/crane" -limit "$bin/limit" \
   -work "$work" -out "$out" "${extra[@]}" "${args[@]}" &
 pid=$!
 wait "$pid"

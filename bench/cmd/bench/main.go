@@ -61,10 +61,18 @@ func main() {
 	flag.DurationVar(&c.waitMax, "wait-max", 20*time.Minute, "give up waiting for a low load after this long (and measure anyway)")
 	flag.StringVar(&c.storage, "storage", "", "where registries keep their (per-run) storage (default: /dev/shm when it has room, else the work directory)")
 	flag.StringVar(&c.profile, "profile", "", "directory: run ecrpush with ECRPUSH_CPUPROFILE set to a file in it for every timed run")
+	renderDir := flag.String("render", "", "rewrite DIR/RESULTS.md from DIR/results.json and exit (no measuring)")
 	serve := flag.String("serve", "", "debugging: start one registry with storage in this directory (behind the slow link with -rtt), log its requests to stderr, print its address, and serve until interrupted")
 	extra := flag.String("ecrpush-args", "", "space-separated flags appended to every ecrpush push (experiments, e.g. \"--jobs 16\")")
 	flag.Parse()
 	c.extra = strings.Fields(*extra)
+	if *renderDir != "" {
+		if err := render(*renderDir); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if c.runs == 0 {
 		c.runs = 5
 		if c.quick {

@@ -185,6 +185,21 @@ func round(v float64, digits int) float64 {
 	return math.Round(v*p) / p
 }
 
+// render rewrites dir/RESULTS.md from dir/results.json (keeping the Analysis section): for
+// editing the format without measuring again.
+func render(dir string) error {
+	b, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil {
+		return err
+	}
+	var r report
+	if err := json.Unmarshal(b, &r); err != nil {
+		return err
+	}
+	r.compute()
+	return r.writeMarkdown(dir)
+}
+
 func (r *report) write(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -217,6 +232,10 @@ func (r *report) write(dir string) error {
 	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(b, '\n'), 0o644); err != nil {
 		return err
 	}
+	return r.writeMarkdown(dir)
+}
+
+func (r *report) writeMarkdown(dir string) error {
 	md := filepath.Join(dir, "RESULTS.md")
 	var analysis string
 	if old, err := os.ReadFile(md); err == nil {
@@ -283,8 +302,14 @@ func (r *report) markdown() string {
 		}
 		p("\n")
 		for _, x := range c.Contenders {
-			for _, cmd := range x.Commands {
-				p("    %-24s %s\n", x.Name+":", cmd)
+			switch {
+			case len(x.Commands) == 0:
+			case x.Mode == "seq":
+				p("    %-24s %s   … then $REG2 … $REG%d, one after another\n", x.Name+":", x.Commands[0], len(x.Commands))
+			case x.Mode == "par":
+				p("    %-24s %s   … and $REG2 … $REG%d, all at once\n", x.Name+":", x.Commands[0], len(x.Commands))
+			default:
+				p("    %-24s %s\n", x.Name+":", x.Commands[0])
 			}
 		}
 		p("\n")
