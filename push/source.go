@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -276,4 +277,35 @@ func editDistance(a, b string) int {
 		prev = cur
 	}
 	return prev[len(b)]
+}
+
+// spooled owns a source's private spool directory: made on first Load, removed by Close. Sources
+// that unpack or spool an image to disk embed it.
+type spooled struct {
+	mu  sync.Mutex
+	dir string
+}
+
+// spool makes the spool directory and remembers it for Close.
+func (sp *spooled) spool(o *sourceOptions, kind string) (string, error) {
+	dir, err := o.spool(kind)
+	if err != nil {
+		return "", err
+	}
+	sp.mu.Lock()
+	sp.dir = dir
+	sp.mu.Unlock()
+	return dir, nil
+}
+
+// Close removes the spool directory, if one was made.
+func (sp *spooled) Close() error {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if sp.dir == "" {
+		return nil
+	}
+	err := os.RemoveAll(sp.dir)
+	sp.dir = ""
+	return err
 }

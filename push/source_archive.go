@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -34,8 +33,7 @@ type archiveSource struct {
 	r     pathRef
 	o     *sourceOptions
 	cache cached
-	mu    sync.Mutex
-	dir   string
+	spooled
 }
 
 func newArchiveSource(s string, o *sourceOptions) (Source, error) {
@@ -54,26 +52,12 @@ func newArchiveSource(s string, o *sourceOptions) (Source, error) {
 
 func (s *archiveSource) String() string { return "docker-archive:" + s.r.String() }
 
-func (s *archiveSource) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.dir == "" {
-		return nil
-	}
-	err := os.RemoveAll(s.dir)
-	s.dir = ""
-	return err
-}
-
 func (s *archiveSource) Load(ctx context.Context) (*Artifact, error) {
 	return s.cache.get(func() (*Artifact, error) {
-		dir, err := s.o.spool("layers")
+		dir, err := s.spool(s.o, "layers")
 		if err != nil {
 			return nil, err
 		}
-		s.mu.Lock()
-		s.dir = dir
-		s.mu.Unlock()
 		return loadDockerArchive(ctx, s.String(), s.r.path, s.r.tag, dir, s.o)
 	})
 }

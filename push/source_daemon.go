@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ecrpush/ecrpush/fixable"
@@ -32,8 +31,7 @@ type daemonSource struct {
 	name  string
 	o     *sourceOptions
 	cache cached
-	mu    sync.Mutex
-	dir   string
+	spooled
 }
 
 func newDaemonSource(s string, o *sourceOptions) (Source, error) {
@@ -64,17 +62,6 @@ func isHexID(s string) bool {
 
 func (s *daemonSource) String() string { return "docker-daemon:" + s.name }
 
-func (s *daemonSource) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.dir == "" {
-		return nil
-	}
-	err := os.RemoveAll(s.dir)
-	s.dir = ""
-	return err
-}
-
 func (s *daemonSource) Load(ctx context.Context) (*Artifact, error) {
 	return s.cache.get(func() (*Artifact, error) {
 		client, base, err := dockerClient(s.o.dockerHost)
@@ -90,13 +77,10 @@ func (s *daemonSource) Load(ctx context.Context) (*Artifact, error) {
 		if err != nil {
 			return nil, err
 		}
-		dir, err := s.o.spool("docker")
+		dir, err := s.spool(s.o, "docker")
 		if err != nil {
 			return nil, err
 		}
-		s.mu.Lock()
-		s.dir = dir
-		s.mu.Unlock()
 		file := filepath.Join(dir, "export.tar")
 		if err := s.export(ctx, client, base, version, file); err != nil {
 			return nil, err

@@ -250,8 +250,7 @@ type ociArchiveSource struct {
 	r     pathRef
 	o     *sourceOptions
 	cache cached
-	mu    sync.Mutex
-	dir   string
+	spooled
 }
 
 func newOCIArchiveSource(s string, o *sourceOptions) (Source, error) {
@@ -267,26 +266,12 @@ func newOCIArchiveSource(s string, o *sourceOptions) (Source, error) {
 
 func (s *ociArchiveSource) String() string { return "oci-archive:" + s.r.String() }
 
-func (s *ociArchiveSource) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.dir == "" {
-		return nil
-	}
-	err := os.RemoveAll(s.dir)
-	s.dir = ""
-	return err
-}
-
 func (s *ociArchiveSource) Load(ctx context.Context) (*Artifact, error) {
 	return s.cache.get(func() (*Artifact, error) {
-		dir, err := s.o.spool("oci-archive")
+		dir, err := s.spool(s.o, "oci-archive")
 		if err != nil {
 			return nil, err
 		}
-		s.mu.Lock()
-		s.dir = dir
-		s.mu.Unlock()
 		if err := extractTar(ctx, s.r.path, dir); err != nil {
 			return nil, fmt.Errorf("%s: %w", s, err)
 		}
