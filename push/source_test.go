@@ -280,3 +280,31 @@ func TestArtifactConstructors(t *testing.T) {
 		t.Error("empty artifact valid")
 	}
 }
+
+// Sources that unpack or spool to disk leave nothing behind once closed.
+func TestSourcesRemoveTheirSpoolOnClose(t *testing.T) {
+	t.Parallel()
+	f := makeFixtures(t)
+	for _, ref := range []string{"docker-archive:" + f.save, "oci-archive:" + f.archive} {
+		spool := t.TempDir()
+		src, err := ParseSource(ref, WithSpoolDir(spool))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := src.Load(context.Background()); err != nil {
+			t.Fatalf("%s: %v", ref, err)
+		}
+		if entries, _ := os.ReadDir(spool); len(entries) == 0 {
+			t.Fatalf("%s: nothing spooled in %s", ref, spool)
+		}
+		if err := src.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if entries, _ := os.ReadDir(spool); len(entries) != 0 {
+			t.Errorf("%s: %d entries left in the spool after Close", ref, len(entries))
+		}
+		if err := src.Close(); err != nil {
+			t.Errorf("%s: second Close: %v", ref, err)
+		}
+	}
+}
