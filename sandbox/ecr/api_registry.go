@@ -93,34 +93,36 @@ func opPutReplicationConfiguration(c *call) (any, *apiError) {
 	return map[string]any{"replicationConfiguration": rg.replicationConfig()}, nil
 }
 
-func opGetRegistryPolicy(c *call) (any, *apiError) {
+// registryPolicy is the caller's registry and its policy text, or RegistryPolicyNotFoundException:
+// what GetRegistryPolicy returns and DeleteRegistryPolicy removes.
+func registryPolicy(c *call) (*registry, string, *apiError) {
 	var in struct{}
 	if aerr := c.decode(&in); aerr != nil {
-		return nil, aerr
+		return nil, "", aerr
 	}
 	rg, aerr := c.ownRegistry()
 	if aerr != nil {
-		return nil, aerr
+		return nil, "", aerr
 	}
 	_, text, ok := c.s.w.RegistryPolicy(rg.id.Account, rg.id.Region)
 	if !ok {
-		return nil, newAPIError(excRegistryPolicyNotFound, "Registry policy does not exist in the registry with id '%s'", rg.id.Account)
+		return nil, "", newAPIError(excRegistryPolicyNotFound, "Registry policy does not exist in the registry with id '%s'", rg.id.Account)
+	}
+	return rg, text, nil
+}
+
+func opGetRegistryPolicy(c *call) (any, *apiError) {
+	rg, text, aerr := registryPolicy(c)
+	if aerr != nil {
+		return nil, aerr
 	}
 	return map[string]any{"registryId": rg.id.Account, "policyText": text}, nil
 }
 
 func opDeleteRegistryPolicy(c *call) (any, *apiError) {
-	var in struct{}
-	if aerr := c.decode(&in); aerr != nil {
-		return nil, aerr
-	}
-	rg, aerr := c.ownRegistry()
+	rg, text, aerr := registryPolicy(c)
 	if aerr != nil {
 		return nil, aerr
-	}
-	_, text, ok := c.s.w.RegistryPolicy(rg.id.Account, rg.id.Region)
-	if !ok {
-		return nil, newAPIError(excRegistryPolicyNotFound, "Registry policy does not exist in the registry with id '%s'", rg.id.Account)
 	}
 	if err := c.s.w.SetRegistryPolicy(rg.id.Account, rg.id.Region, ""); err != nil {
 		return nil, &apiError{Status: 500, Type: excServer, Message: err.Error()}
