@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
@@ -213,8 +214,10 @@ func (c *contents) add(seen map[v1.Hash]bool, l v1.Layer, config bool) error {
 func ParsePlatform(s string) (v1.Platform, error) {
 	s = strings.TrimSpace(s)
 	p, err := v1.ParsePlatform(s)
-	// go-containerregistry keeps blanks inside ("linux/ :1" has architecture " "): no platform has any.
-	if err != nil || p.OS == "" || p.Architecture == "" || strings.Count(s, "/") > 2 || strings.ContainsAny(s, " \t\r\n") {
+	// go-containerregistry keeps blanks and control characters inside ("linux/ :1" has architecture " ",
+	// "0/\f" has "\f"): no platform has any.
+	if err != nil || p.OS == "" || p.Architecture == "" || strings.Count(s, "/") > 2 ||
+		strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
 		return v1.Platform{}, fixable.New("platform %q is not OS/ARCH[/VARIANT]: use e.g. linux/amd64 or linux/arm64/v8", s)
 	}
 	return *p, nil
