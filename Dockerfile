@@ -13,7 +13,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 RUN CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
-    go build -trimpath -ldflags "-s -w -X github.com/ecrpush/ecrpush/cli.Version=${VERSION}" -o /out/ecrpush .
+    go build -trimpath -ldflags "-s -w -X github.com/ecrpush/ecrpush/internal/cli.Version=${VERSION}" -o /out/ecrpush .
 
 # Static Debian 12 distroless: CA certificates, tzdata, /etc/passwd, no shell. It runs as root on purpose:
 # Cloud Build's and GitHub's docker socket (docker-daemon: sources) is owned by root, and GitHub mounts the

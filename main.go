@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/ecrpush/ecrpush/cli"
+	"github.com/ecrpush/ecrpush/internal/cli"
 )
 
 func main() {

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/ecrpush/ecrpush/sandbox/iam"
+	"github.com/ecrpush/ecrpush/internal/iam"
 )
 
 type authorizationData struct {

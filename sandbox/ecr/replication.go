@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ecrpush/ecrpush/sandbox/iam"
+	"github.com/ecrpush/ecrpush/internal/iam"
 )
 
 // Replication failure codes. ECR documents failureCode only as "a string"; these are the

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/ecrpush/ecrpush/sandbox/iam"
+	"github.com/ecrpush/ecrpush/internal/iam"
 	"github.com/ecrpush/ecrpush/sandbox/world"
 )
 

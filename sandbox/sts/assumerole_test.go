@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	awssts "github.com/aws/aws-sdk-go-v2/service/sts"
 
-	"github.com/ecrpush/ecrpush/sandbox/iam"
+	"github.com/ecrpush/ecrpush/internal/iam"
 	"github.com/ecrpush/ecrpush/sandbox/world"
 )
 

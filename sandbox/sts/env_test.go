@@ -17,7 +17,7 @@ import (
 	awssts "github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 
-	"github.com/ecrpush/ecrpush/sandbox/iam"
+	"github.com/ecrpush/ecrpush/internal/iam"
 	"github.com/ecrpush/ecrpush/sandbox/oidc"
 	"github.com/ecrpush/ecrpush/sandbox/sts"
 	"github.com/ecrpush/ecrpush/sandbox/world"

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/ecrpush/ecrpush/sandbox/iam"
+	"github.com/ecrpush/ecrpush/internal/iam"
 	"github.com/ecrpush/ecrpush/sandbox/oidc"
 	"github.com/ecrpush/ecrpush/sandbox/world"
 )

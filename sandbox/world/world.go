@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ecrpush/ecrpush/sandbox/iam"
+	"github.com/ecrpush/ecrpush/internal/iam"
 )
 
 // Errors returned by Lookup; the callers turn them into their protocol's error codes.

@@ -12,7 +12,7 @@ import (
 	"runtime/pprof"
 	"syscall"
 
-	"github.com/ecrpush/ecrpush/cli"
+	"github.com/ecrpush/ecrpush/internal/cli"
 )
 
 func main() {

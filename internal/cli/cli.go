@@ -1,0 +1,196 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ecrpush/ecrpush/internal/fixable"
+)
+
+// IO is where a command reads and writes.
+type IO struct {
+	In       io.Reader
+	Out, Err io.Writer
+	Getenv   func(string) string
+}
+
+// Stdio is the process's standard streams and environment.
+func Stdio() IO { return IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, Getenv: os.Getenv} }
+
+// command is one subcommand.
+type command struct {
+	name  string
+	short string
+	// flags declares the flags on fs and returns the function that runs the command with the
+	// remaining arguments.
+	flags func(fs *flag.FlagSet, stdio IO) func(ctx context.Context, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		demoCmd(),
+		federateCmd(),
+		pushCmd(),
+		replicationCmd(),
+		sandboxCmd(),
+		trustPolicyCmd(),
+		versionCmd(),
+		credentialHelperCmd(),
+		kubeSecretCmd(),
+		syncCmd(),
+	}
+}
+
+// Run runs the command line args (without the program name).
+func Run(ctx context.Context, argv0 string, args []string, stdio IO) error {
+	if stdio.Getenv == nil {
+		stdio.Getenv = func(string) string { return "" }
+	}
+	if isHelperName(argv0) {
+		args = helperArgs(args)
+	}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdio.Out)
+		if len(args) == 0 {
+			return fixable.New("no command given: run ecrpush help for the list")
+		}
+		return nil
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		fs := flag.NewFlagSet("ecrpush "+c.name, flag.ContinueOnError)
+		fs.SetOutput(stdio.Err)
+		run := c.flags(fs, stdio)
+		if err := parse(fs, args[1:], stdio.Getenv); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprintf(stdio.Out, "Usage of ecrpush %s: %s\n", c.name, c.short)
+				fs.SetOutput(stdio.Out)
+				fs.PrintDefaults()
+				return nil
+			}
+			if stdio.Getenv("GITHUB_ACTIONS") == "true" {
+				// The pipeline annotates its own errors through the platform layer; a bad input never gets there.
+				fmt.Fprintf(stdio.Out, "::error::%s\n", strings.TrimPrefix(Message(err), "ecrpush: "))
+			}
+			return err
+		}
+		err := run(ctx, fs.Args())
+		var d interface{ Details() []string }
+		if errors.As(err, &d) {
+			for _, line := range d.Details() {
+				fmt.Fprintln(stdio.Err, "ecrpush: "+line)
+			}
+		}
+		return err
+	}
+	return fixable.New("unknown command %q: run ecrpush help for the list", args[0])
+}
+
+// parse parses flags, then fills every flag not given on the command line from ECRPUSH_<FLAG>.
+func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fixable.New("%s: %v (run %s -h for usage)", fs.Name(), err, fs.Name())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || err != nil {
+			return
+		}
+		for _, env := range envNames(f.Name) {
+			v := strings.TrimSpace(getenv(env))
+			if v == "" {
+				continue
+			}
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fixable.New("%s=%q is not %s (it sets --%s)", env, v, valueHint(f, e), f.Name)
+			}
+			return
+		}
+	})
+	return err
+}
+
+// inputAliases are GitHub Action input names that differ from the flag they set (the names
+// aws-actions/configure-aws-credentials users already know).
+var inputAliases = map[string]string{"role-arn": "role-to-assume", "region": "aws-region", "tag": "tags"}
+
+// envNames are the variables that set a flag, first match wins: ECRPUSH_<FLAG>, then the GitHub
+// Action input INPUT_<FLAG> (GitHub keeps the dashes) and its alias.
+func envNames(flagName string) []string {
+	out := []string{EnvName(flagName), InputName(flagName)}
+	if a, ok := inputAliases[flagName]; ok {
+		out = append(out, InputName(a))
+	}
+	return out
+}
+
+// InputName is the variable GitHub sets for an action input.
+func InputName(input string) string {
+	return "INPUT_" + strings.ToUpper(strings.ReplaceAll(input, " ", "_"))
+}
+
+// EnvName is the environment variable that sets a flag: ECRPUSH_ and the flag in upper case, - → _.
+func EnvName(flagName string) string {
+	return "ECRPUSH_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "ecrpush delivers container images into Amazon ECR with keyless CI federation.")
+	fmt.Fprintln(w, "\nCommands:")
+	cs := commands()
+	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
+	for _, c := range cs {
+		fmt.Fprintf(w, "  %-18s %s\n", c.name, c.short)
+	}
+	fmt.Fprintln(w, "\nEvery flag can also be set with ECRPUSH_<FLAG> (upper case, - as _). Run ecrpush COMMAND -h for flags.")
+}
+
+// ExitCode is 0 for nil, 2 for an error the user must fix, 1 otherwise.
+func ExitCode(err error) int {
+	switch {
+	case err == nil:
+		return 0
+	case fixable.Is(err):
+		return 2
+	default:
+		return 1
+	}
+}
+
+// Message is the one line printed for err.
+func Message(err error) string {
+	msg := strings.TrimSpace(err.Error())
+	msg = strings.ReplaceAll(msg, "\n", " ")
+	return "ecrpush: " + msg
+}
+
+// valueHint says what a flag's value looks like, for a variable that did not parse (the flag
+// package itself only says "parse error").
+func valueHint(f *flag.Flag, err error) string {
+	if g, ok := f.Value.(flag.Getter); ok {
+		switch g.Get().(type) {
+		case bool:
+			return "true or false"
+		case time.Duration:
+			return "a duration like 90s, 15m or 1h"
+		case int, int64, uint, uint64:
+			return "a whole number"
+		}
+	}
+	return "valid: " + err.Error()
+}

@@ -1,0 +1,238 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/google"
+
+	"github.com/ecrpush/ecrpush/internal/federate"
+	"github.com/ecrpush/ecrpush/internal/fixable"
+	"github.com/ecrpush/ecrpush/internal/googleauth"
+	"github.com/ecrpush/ecrpush/internal/mirror"
+	"github.com/ecrpush/ecrpush/internal/push"
+	"github.com/ecrpush/ecrpush/internal/replicate"
+)
+
+func syncCmd() command {
+	return command{name: "sync", short: "mirror third-party images listed in a file into ECR, pinned by digest, and replicate them", flags: func(fs *flag.FlagSet, stdio IO) func(context.Context, []string) error {
+		var id identityFlags
+		id.register(fs)
+		file := fs.String("file", "", "images file (YAML): a repository rule and the images to mirror")
+		lockFile := fs.String("lock", "", "lock file to write: each source with its ECR URI@digest (default: the images file's name + .lock.json)")
+		locked := fs.Bool("locked", false, "copy the digests the lock file recorded instead of resolving tags again")
+		googleCreds := fs.String("source-google-credentials", "", "Google credential configuration for Artifact Registry / GCR sources (workload identity federation, AWS-sourced configs use the federated session)")
+		jobs := fs.Int("jobs", push.DefaultJobs, "parallel blob uploads per image")
+		scanOnPush := fs.Bool("scan-on-push", true, "create repositories with scan on push")
+		tagImmutability := fs.Bool("tag-immutability", false, "create repositories with immutable tags")
+		output := fs.String("output", "text", "text or json")
+		var rep replicationFlags
+		rep.register(fs)
+		return func(ctx context.Context, args []string) error {
+			if len(args) > 0 {
+				return fixable.New("sync takes flags only, got %q (did you mean --file %s?)", strings.Join(args, " "), args[0])
+			}
+			if *file == "" {
+				return fixable.New("--file is required: the images file listing what to mirror")
+			}
+			if *output != "text" && *output != "json" {
+				return fixable.New("--output %q is not text or json", *output)
+			}
+			if *jobs < 1 || *jobs > 64 {
+				return fixable.New("--jobs %d is out of range: 1 to 64", *jobs)
+			}
+			if err := rep.validate(false); err != nil {
+				return err
+			}
+			f, err := mirror.Load(*file)
+			if err != nil {
+				return err
+			}
+			items, err := f.Items()
+			if err != nil {
+				return err
+			}
+			lockPath := *lockFile
+			if lockPath == "" {
+				lockPath = mirror.LockPath(*file)
+			}
+			lock, err := mirror.ReadLock(lockPath)
+			if err != nil {
+				return err
+			}
+			opts, err := id.options(stdio)
+			if err != nil {
+				return err
+			}
+			log := newLogger(stdio.Err)
+			sess, err := federate.Federate(ctx, opts)
+			if err != nil {
+				return err
+			}
+
+			var googleHosts []string
+			for _, it := range items {
+				if it.Google {
+					googleHosts = append(googleHosts, it.Ref.Context().RegistryStr())
+				}
+			}
+			if len(googleHosts) > 0 && *googleCreds == "" {
+				return fixable.New("images marked google: true need --source-google-credentials FILE (a Google credential configuration)")
+			}
+			kc, err := sourceKeychain(ctx, *googleCreds, stdio, func() *federate.Session { return sess }, googleHosts...)
+			if err != nil {
+				return err
+			}
+
+			var repos []string
+			for _, it := range items {
+				repos = append(repos, it.Repository)
+			}
+			prefix := rep.prefix
+			if prefix == "" {
+				prefix = mirror.CommonPrefix(repos)
+			}
+			if prefix == "" && len(rep.to) > 0 && rep.mode == replicate.ModeNative {
+				return fixable.New("the mirrored repositories share no prefix for a replication rule: set --replication-prefix (or a repository rule like mirror/{registry}/{path})")
+			}
+			plan, err := rep.prepare(ctx, sess, prefix, stdio, log)
+			if err != nil {
+				return err
+			}
+			o := mirror.Options{
+				Session:  sess,
+				Keychain: kc,
+				PushOptions: []push.Option{push.WithJobs(*jobs), push.WithLogger(log), push.WithScanOnPush(*scanOnPush),
+					push.WithTagImmutability(*tagImmutability), push.WithProgress(stdio.Err, isTerminal(stdio.Err))},
+				Logger: log,
+				Replicate: func(ctx context.Context, repo string, art *push.Artifact, res *push.Result) ([]replicate.Status, error) {
+					p := *plan
+					p.repo = repo
+					var tags []string
+					for _, t := range res.Tags {
+						tags = append(tags, t.Tag)
+					}
+					return p.finish(ctx, art, res, tags)
+				},
+			}
+			if *locked {
+				o.Pinned = lock
+			}
+			if *output == "text" {
+				o.Report = func(r mirror.Result) { writeSyncLine(stdio, r) }
+			}
+			results, newLock, err := mirror.Sync(ctx, items, lock, o)
+			if newLock != nil {
+				if werr := newLock.Write(lockPath); werr != nil {
+					return werr
+				}
+			}
+			if *output == "json" {
+				if jerr := writeJSON(stdio.Out, syncJSON(results, lockPath)); jerr != nil {
+					return jerr
+				}
+			} else if newLock != nil {
+				fmt.Fprintf(stdio.Out, "lock file: %s\n", lockPath)
+			}
+			return err
+		}
+	}}
+}
+
+func writeSyncLine(stdio IO, r mirror.Result) {
+	switch {
+	case r.Err != nil:
+		fmt.Fprintf(stdio.Out, "failed   %s: %s\n", r.Item.Source, strings.TrimPrefix(Message(r.Err), "ecrpush: "))
+	case r.Copied:
+		fmt.Fprintf(stdio.Out, "copied   %s -> %s (%d bytes uploaded)\n", r.Item.Source, r.Entry.URI, r.BytesUploaded)
+	default:
+		fmt.Fprintf(stdio.Out, "present  %s -> %s\n", r.Item.Source, r.Entry.URI)
+	}
+	if len(r.Replication) > 0 {
+		_ = replicate.WriteTable(stdio.Out, r.Replication)
+	}
+}
+
+type syncImage struct {
+	Source        string             `json:"source"`
+	Status        string             `json:"status"` // copied, present, failed
+	Error         string             `json:"error,omitempty"`
+	BytesUploaded int64              `json:"bytesUploaded"`
+	Seconds       float64            `json:"seconds"`
+	Lock          *mirror.LockEntry  `json:"lock,omitempty"`
+	Replication   []replicate.Status `json:"replication,omitempty"`
+}
+
+func syncJSON(results []mirror.Result, lockPath string) any {
+	out := struct {
+		Lock   string      `json:"lockFile"`
+		Images []syncImage `json:"images"`
+	}{Lock: lockPath}
+	for _, r := range results {
+		im := syncImage{Source: r.Item.Source, BytesUploaded: r.BytesUploaded, Seconds: r.Seconds, Replication: r.Replication}
+		switch {
+		case r.Err != nil:
+			im.Status, im.Error = "failed", strings.TrimPrefix(Message(r.Err), "ecrpush: ")
+		case r.Copied:
+			im.Status = "copied"
+		default:
+			im.Status = "present"
+		}
+		if r.Err == nil {
+			e := r.Entry
+			im.Lock = &e
+		}
+		out.Images = append(out.Images, im)
+	}
+	return out
+}
+
+// sourceKeychain is the keychain sources are read with: with a Google credential configuration, its
+// access token for Google's registries and for hosts, then the Docker config and Google's application
+// default credentials. An AWS-sourced configuration signs with sess (looked up when the first token is
+// needed, after federation).
+func sourceKeychain(ctx context.Context, googleFile string, stdio IO, sess func() *federate.Session, hosts ...string) (authn.Keychain, error) {
+	def := authn.NewMultiKeychain(authn.DefaultKeychain, google.Keychain)
+	if googleFile == "" {
+		return def, nil
+	}
+	data, err := googleauth.ReadFile(googleFile)
+	if err != nil {
+		return nil, err
+	}
+	ts, err := googleauth.TokenSource(ctx, data, googleauth.Options{
+		TokenURL: stdio.Getenv(googleauth.TokenURLEnv),
+		AWS: googleauth.FromAWSConfig(func() (aws.Config, bool) {
+			s := sess()
+			if s == nil {
+				return aws.Config{}, false
+			}
+			return s.Config, true
+		}),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return authn.NewMultiKeychain(googleauth.NewKeychain(ts, hosts...), def), nil
+}
+
+// sourceHost is the registry of a registry source reference ("" for the other transports), which the
+// Google credentials given for it should answer for even when it is not one of Google's hosts.
+func sourceHost(source string) string {
+	s := strings.TrimPrefix(source, "docker://")
+	for _, t := range push.Transports {
+		if strings.HasPrefix(s, t) {
+			return ""
+		}
+	}
+	ref, err := name.ParseReference(s)
+	if err != nil {
+		return ""
+	}
+	return ref.Context().RegistryStr()
+}

@@ -1,0 +1,109 @@
+package federate
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"cloud.google.com/go/compute/metadata"
+
+	"github.com/ecrpush/ecrpush/internal/fixable"
+)
+
+// Identity is where credentials come from.
+type Identity string
+
+// Identities.
+const (
+	IdentityAuto   Identity = "auto"
+	IdentityGitHub Identity = "github"
+	IdentityGCP    Identity = "gcp"
+	IdentityFile   Identity = "file"
+	IdentityAWS    Identity = "aws"
+)
+
+// ParseIdentity validates an --identity value.
+func ParseIdentity(s string) (Identity, error) {
+	switch Identity(s) {
+	case "", IdentityAuto:
+		return IdentityAuto, nil
+	case IdentityGitHub, IdentityGCP, IdentityFile, IdentityAWS:
+		return Identity(s), nil
+	}
+	return "", fixable.New("--identity %q is not one of auto, github, gcp, file, aws", s)
+}
+
+// Detection is the chosen identity and why.
+type Detection struct {
+	Identity Identity
+	Reason   string
+}
+
+func (d Detection) String() string { return fmt.Sprintf("%s (%s)", d.Identity, d.Reason) }
+
+// Detect chooses the identity: GitHub Actions (GITHUB_ACTIONS=true) → Cloud Build (BUILDER_OUTPUT set, or
+// the metadata server answers) → a web-identity token file → the AWS default chain. An explicit
+// --identity wins.
+func Detect(ctx context.Context, o Options) (Detection, error) {
+	o = o.withDefaults()
+	switch o.Identity {
+	case IdentityGitHub, IdentityGCP, IdentityFile, IdentityAWS:
+		if o.Identity == IdentityFile && o.TokenFile == "" {
+			return Detection{}, fixable.New("--identity file needs --web-identity-token-file or AWS_WEB_IDENTITY_TOKEN_FILE")
+		}
+		return Detection{Identity: o.Identity, Reason: "chosen with --identity"}, nil
+	case IdentityAuto:
+	default:
+		if _, err := ParseIdentity(string(o.Identity)); err != nil {
+			return Detection{}, err
+		}
+	}
+	if o.Getenv("GITHUB_ACTIONS") == "true" {
+		return Detection{IdentityGitHub, "GITHUB_ACTIONS=true"}, nil
+	}
+	if o.Getenv("BUILDER_OUTPUT") != "" {
+		return Detection{IdentityGCP, "BUILDER_OUTPUT is set: running as a Cloud Build step"}, nil
+	}
+	if o.GCPServiceAccount != "" {
+		return Detection{IdentityGCP, "--gcp-service-account is set"}, nil
+	}
+	if onGCE(ctx) {
+		reason := "the GCE metadata server answers"
+		if h := os.Getenv("GCE_METADATA_HOST"); h != "" {
+			reason = "GCE_METADATA_HOST=" + h
+		}
+		return Detection{IdentityGCP, reason}, nil
+	}
+	if o.TokenFile != "" {
+		return Detection{IdentityFile, "web identity token file " + o.TokenFile}, nil
+	}
+	return Detection{IdentityAWS, "no CI identity found: using the AWS default credential chain"}, nil
+}
+
+// onGCE probes the metadata server briefly; on a laptop it must not cost more than a second.
+func onGCE(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	return metadata.NewClient(nil).OnGCEWithContext(ctx)
+}
+
+func newSource(id Identity, o Options) (TokenSource, error) {
+	switch id {
+	case IdentityGitHub:
+		return GitHub(o.Getenv, o.HTTPClient), nil
+	case IdentityGCP:
+		if o.GCPServiceAccount != "" {
+			return GCPImpersonate(o.GCPServiceAccount, o.IAMCredentialsURL, o.HTTPClient), nil
+		}
+		return GCPMetadata(o.HTTPClient), nil
+	case IdentityFile:
+		if o.TokenFile == "" {
+			return nil, fixable.New("--identity file needs --web-identity-token-file or AWS_WEB_IDENTITY_TOKEN_FILE")
+		}
+		return File(o.TokenFile), nil
+	}
+	return nil, fmt.Errorf("identity %s has no token source", id)
+}
+
+func getenvOS(k string) string { return os.Getenv(k) }
