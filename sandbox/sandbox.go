@@ -15,9 +15,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ecrpush/ecrpush/internal/iam"
 	"github.com/ecrpush/ecrpush/sandbox/ecr"
 	"github.com/ecrpush/ecrpush/sandbox/fault"
-	"github.com/ecrpush/ecrpush/internal/iam"
 	"github.com/ecrpush/ecrpush/sandbox/oidc"
 	"github.com/ecrpush/ecrpush/sandbox/sts"
 	"github.com/ecrpush/ecrpush/sandbox/world"

@@ -10,8 +10,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
-	"github.com/ecrpush/ecrpush/internal/testenv"
 	"github.com/ecrpush/ecrpush/internal/platform"
+	"github.com/ecrpush/ecrpush/internal/testenv"
 	"github.com/ecrpush/ecrpush/sandbox"
 )
 

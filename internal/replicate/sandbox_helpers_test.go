@@ -21,9 +21,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ecrpush/ecrpush/internal/federate"
-	"github.com/ecrpush/ecrpush/internal/sandboxtest"
 	"github.com/ecrpush/ecrpush/internal/push"
 	"github.com/ecrpush/ecrpush/internal/replicate"
+	"github.com/ecrpush/ecrpush/internal/sandboxtest"
 	"github.com/ecrpush/ecrpush/sandbox"
 )
 
