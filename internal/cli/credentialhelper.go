@@ -12,6 +12,7 @@ import (
 	"github.com/docker/docker-credential-helpers/credentials"
 
 	"github.com/ecrpush/ecrpush/internal/credhelper"
+	"github.com/ecrpush/ecrpush/internal/ecr"
 	"github.com/ecrpush/ecrpush/internal/federate"
 	"github.com/ecrpush/ecrpush/internal/fixable"
 )
@@ -73,19 +74,19 @@ func (a *ecrAccess) session(ctx context.Context, region string) (*federate.Sessi
 
 // token fetches a new registry token for r with the session's credentials in r's region (STS
 // credentials are global; only the ECR call is regional).
-func (a *ecrAccess) token(ctx context.Context, r credhelper.Registry) (*credhelper.Token, error) {
+func (a *ecrAccess) token(ctx context.Context, r ecr.Registry) (*ecr.Token, error) {
 	s, err := a.session(ctx, r.Region)
 	if err != nil {
 		return nil, err
 	}
 	cfg := s.Config.Copy()
 	cfg.Region = r.Region
-	return credhelper.GetToken(ctx, credhelper.NewClient(cfg, r), r.Account)
+	return ecr.GetToken(ctx, ecr.NewClient(cfg, r), r.Account)
 }
 
 // key names the identity behind a token without federating: the role (or the default chain's profile),
 // the region, the endpoint variant, and a custom ECR endpoint when one is configured.
-func (a *ecrAccess) key(r credhelper.Registry) string {
+func (a *ecrAccess) key(r ecr.Registry) string {
 	get := a.stdio.Getenv
 	role := a.id.roleARN
 	if role == "" {
@@ -119,7 +120,7 @@ func credentialHelperCmd() command {
 				_, err := fmt.Fprintf(stdio.Out, "%s (github.com/ecrpush/ecrpush) %s\n", HelperName, version())
 				return err
 			}
-			hosts, err := credhelper.ParseHostMap(f.hosts)
+			hosts, err := ecr.ParseHostMap(f.hosts)
 			if err != nil {
 				return helperFail(stdio, err)
 			}

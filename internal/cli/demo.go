@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"encoding/base64"
 	"flag"
 	"fmt"
 	"os"
@@ -24,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/ecrpush/ecrpush/internal/ecr"
 	"github.com/ecrpush/ecrpush/internal/fixable"
 	"github.com/ecrpush/ecrpush/internal/platform"
 	"github.com/ecrpush/ecrpush/sandbox"
@@ -183,15 +183,11 @@ func readBack(ctx context.Context, sb *sandbox.Sandbox, repo string, digest v1.H
 			BaseEndpoint: &sb.Endpoints.ECR,
 			Credentials:  credentials.NewStaticCredentialsProvider(sess.AccessKeyID, sess.SecretAccessKey, sess.SessionToken),
 		})
-		tok, err := client.GetAuthorizationToken(ctx, &awsecr.GetAuthorizationTokenInput{})
+		tok, err := ecr.GetToken(ctx, client, "")
 		if err != nil {
 			return nil, fmt.Errorf("demo: registry password for %s/%s: %w", id.Account, id.Region, err)
 		}
-		raw, err := base64.StdEncoding.DecodeString(*tok.AuthorizationData[0].AuthorizationToken)
-		if err != nil {
-			return nil, err
-		}
-		user, pass, _ := strings.Cut(string(raw), ":")
+		user, pass := tok.Username, tok.Password
 		ref, err := name.NewDigest(strings.TrimPrefix(sb.Endpoints.Registries[id], "http://") + "/" + repo + "@" + digest.String())
 		if err != nil {
 			return nil, err

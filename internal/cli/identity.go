@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ecrpush/ecrpush/internal/ecr"
 	"github.com/ecrpush/ecrpush/internal/federate"
 	"github.com/ecrpush/ecrpush/internal/fixable"
 )
@@ -52,12 +53,12 @@ func (f *identityFlags) options(stdio IO) (federate.Options, error) {
 	if region == "" {
 		return federate.Options{}, fixable.New("no AWS region: pass --region (or set AWS_REGION)")
 	}
-	if !regionRe.MatchString(region) {
-		return federate.Options{}, fixable.New("--region %q is not an AWS region name like us-east-1", region)
+	if err := ecr.CheckRegion("--region", region); err != nil {
+		return federate.Options{}, err
 	}
 	if f.roleARN != "" {
 		// STS answers a role of another partition with a bare "Request ARN is invalid".
-		if p, want := strings.SplitN(f.roleARN, ":", 3)[1], partitionOf(region); p != want {
+		if p, want := strings.SplitN(f.roleARN, ":", 3)[1], ecr.PartitionOf(region); p != want {
 			return federate.Options{}, fixable.New("--role-arn %q is in the %s partition but region %s is in %s: use a role ARN starting arn:%s:, or a region of %s",
 				f.roleARN, p, region, want, want, p)
 		}
@@ -83,19 +84,4 @@ func firstNonEmpty(v ...string) string {
 		}
 	}
 	return ""
-}
-
-// partitionOf is the AWS partition a region belongs to.
-func partitionOf(region string) string {
-	switch {
-	case strings.HasPrefix(region, "cn-"):
-		return "aws-cn"
-	case strings.HasPrefix(region, "us-gov-"):
-		return "aws-us-gov"
-	case strings.HasPrefix(region, "us-isob-"):
-		return "aws-iso-b"
-	case strings.HasPrefix(region, "us-iso-"):
-		return "aws-iso"
-	}
-	return "aws"
 }

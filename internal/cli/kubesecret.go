@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ecrpush/ecrpush/internal/credhelper"
+	"github.com/ecrpush/ecrpush/internal/ecr"
 	"github.com/ecrpush/ecrpush/internal/fixable"
 	"github.com/ecrpush/ecrpush/internal/kubesecret"
 )
@@ -39,12 +40,12 @@ func kubeSecretCmd() command {
 			if len(registries) == 0 {
 				return fixable.New("--registry is required: the ECR registry host(s) the cluster pulls from, e.g. 111122223333.dkr.ecr.us-east-1.amazonaws.com")
 			}
-			hosts, err := credhelper.ParseHostMap(f.hosts)
+			hosts, err := ecr.ParseHostMap(f.hosts)
 			if err != nil {
 				return err
 			}
 			resolver := &credhelper.Helper{Hosts: hosts}
-			var regs []credhelper.Registry
+			var regs []ecr.Registry
 			for _, r := range registries {
 				reg, ok := resolver.Resolve(r)
 				if !ok {

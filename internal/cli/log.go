@@ -5,12 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"regexp"
 	"strings"
 	"sync"
 )
-
-var regionRe = regexp.MustCompile(`^[a-z]{2}(-gov|-iso|-isob)?-[a-z]+-[0-9]{1,2}$`)
 
 // newLogger logs one plain line per record ("ecrpush: msg key=value"), which reads well in CI logs.
 func newLogger(w io.Writer) *slog.Logger { return slog.New(&lineHandler{w: w, mu: &sync.Mutex{}}) }

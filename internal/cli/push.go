@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -12,18 +11,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"golang.org/x/term"
 
-	"github.com/ecrpush/ecrpush/internal/credhelper"
+	"github.com/ecrpush/ecrpush/internal/ecr"
 	"github.com/ecrpush/ecrpush/internal/federate"
 	"github.com/ecrpush/ecrpush/internal/fixable"
 	"github.com/ecrpush/ecrpush/internal/platform"
 	"github.com/ecrpush/ecrpush/internal/push"
-)
-
-var (
-	// ECR's repository name rule (CreateRepository's repositoryName pattern), 2 to 256 characters.
-	repositoryRe = regexp.MustCompile(`^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$`)
-	// The OCI distribution spec's tag rule; ECR allows the same 128 characters.
-	tagRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 )
 
 // pushFlags are push's flags; replication flags live in pushReplicationFlags.
@@ -89,7 +81,7 @@ func (f *pushFlags) validate() error {
 		if err != nil || strings.ContainsAny(d, "@") || strings.Count(d, ":") > 1 {
 			return fixable.New("--destination %q is not REGISTRY/REPOSITORY (tags go in --tag)", d)
 		}
-		if _, isECR := credhelper.ParseHost(repo.RegistryStr()); len(f.destinations) > 1 && isECR {
+		if _, isECR := ecr.ParseHost(repo.RegistryStr()); len(f.destinations) > 1 && isECR {
 			return fixable.New("--destination %q: several destinations work for registries other than ECR; for ECR use --repository with --replicate-to", d)
 		}
 	}
@@ -99,8 +91,8 @@ func (f *pushFlags) validate() error {
 	case f.repository != "" && f.destination != "":
 		return fixable.New("--repository and --destination are exclusive: use --repository for ECR in the ci account, --destination for a full reference")
 	case f.repository != "":
-		if len(f.repository) < 2 || len(f.repository) > 256 || !repositoryRe.MatchString(f.repository) {
-			return fixable.New("--repository %q is not a valid ECR repository name: lower-case letters, digits and ._-/ separators, 2-256 characters", f.repository)
+		if err := ecr.CheckRepository("--repository", f.repository); err != nil {
+			return err
 		}
 	default:
 		if _, err := name.NewRepository(f.destination); err != nil || strings.Contains(f.destination, "@") || strings.Count(f.destination, ":") > 1 {
@@ -113,11 +105,8 @@ func (f *pushFlags) validate() error {
 	seen := map[string]bool{}
 	var tags listFlag
 	for _, t := range f.tags {
-		if !tagRe.MatchString(t) {
-			if len(t) > 128 {
-				return fixable.New("--tag %.20q… is %d characters: tags are at most 128", t, len(t))
-			}
-			return fixable.New("--tag %q is not a valid tag: letters, digits, _ . - (not starting with . or -), at most 128 characters", t)
+		if err := ecr.CheckTag("--tag", t); err != nil {
+			return err
 		}
 		if !seen[t] {
 			seen[t] = true
@@ -154,7 +143,7 @@ func runPush(ctx context.Context, f *pushFlags, stdio IO, plat platform.Platform
 	var destAccount, destRegion string
 	if !ecrDest {
 		repo, _ := name.NewRepository(f.destination)
-		if r, ok := credhelper.ParseHost(repo.RegistryStr()); ok {
+		if r, ok := ecr.ParseHost(repo.RegistryStr()); ok {
 			ecrDest, destAccount, destRegion = true, r.Account, r.Region
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/docker/docker-credential-helpers/credentials"
+
+	"github.com/ecrpush/ecrpush/internal/ecr"
 )
 
 // Helper answers the docker credential-helper protocol for ECR registries. It implements
@@ -15,14 +17,14 @@ type Helper struct {
 	// Ctx bounds every fetch (the protocol's interface carries no context).
 	Ctx context.Context
 	// Hosts are explicit mappings for hosts that are not ECR's own names.
-	Hosts HostMap
+	Hosts ecr.HostMap
 	// Cache keeps tokens between runs; nil fetches on every get.
 	Cache *Cache
 	// Key names the identity a token for r belongs to: the role and region (and the endpoint, when
 	// one is configured), so two roles or two sandboxes never share a token.
-	Key func(r Registry) string
+	Key func(r ecr.Registry) string
 	// Fetch returns a new token for r (federating as configured).
-	Fetch func(ctx context.Context, r Registry) (*Token, error)
+	Fetch func(ctx context.Context, r ecr.Registry) (*ecr.Token, error)
 	Now   func() time.Time
 	Log   *slog.Logger
 }
@@ -48,25 +50,25 @@ func (h *Helper) log() *slog.Logger {
 
 // Resolve finds the registry behind what docker asks for: an explicit mapping first, then ECR's own
 // host names, then hosts an earlier GetAuthorizationToken named as its proxyEndpoint.
-func (h *Helper) Resolve(serverURL string) (Registry, bool) {
-	host := HostOf(serverURL)
+func (h *Helper) Resolve(serverURL string) (ecr.Registry, bool) {
+	host := ecr.HostOf(serverURL)
 	if host == "" {
-		return Registry{}, false
+		return ecr.Registry{}, false
 	}
 	if r, ok := h.Hosts[host]; ok {
 		return r, true
 	}
-	if r, ok := ParseHost(host); ok {
+	if r, ok := ecr.ParseHost(host); ok {
 		return r, true
 	}
 	if h.Cache != nil {
 		for _, e := range h.Cache.Entries() {
-			if account, ok := e.Hosts[host]; ok && accountRe.MatchString(account) && regionRe.MatchString(e.Region) {
-				return Registry{Host: host, Account: account, Region: e.Region, Partition: "aws", Mapped: true}, true
+			if account, ok := e.Hosts[host]; ok && ecr.IsAccount(account) && ecr.CheckRegion("", e.Region) == nil {
+				return ecr.Registry{Host: host, Account: account, Region: e.Region, Partition: ecr.PartitionOf(e.Region), Mapped: true}, true
 			}
 		}
 	}
-	return Registry{}, false
+	return ecr.Registry{}, false
 }
 
 // Get returns the username and password for serverURL: the cached token while it is in the first half
@@ -85,7 +87,7 @@ func (h *Helper) Get(serverURL string) (string, string, error) {
 }
 
 // Entry returns a usable cache entry for r, fetching (and storing) a new token when needed.
-func (h *Helper) Entry(r Registry) (*Entry, error) {
+func (h *Helper) Entry(r ecr.Registry) (*Entry, error) {
 	key := h.Key(r)
 	now := h.now()
 	var old *Entry
@@ -118,7 +120,7 @@ func (h *Helper) Entry(r Registry) (*Entry, error) {
 			e.Hosts[k] = v
 		}
 	}
-	if ph := HostOf(tok.ProxyEndpoint); ph != "" {
+	if ph := ecr.HostOf(tok.ProxyEndpoint); ph != "" {
 		e.Hosts[ph] = r.Account
 	}
 	if h.Cache != nil {

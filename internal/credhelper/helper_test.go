@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/docker/docker-credential-helpers/credentials"
+
+	"github.com/ecrpush/ecrpush/internal/ecr"
 )
 
 // fetcher hands out numbered tokens valid for ttl, or fails when told to.
@@ -20,12 +22,12 @@ type fetcher struct {
 	fail  error
 }
 
-func (f *fetcher) fetch(_ context.Context, r Registry) (*Token, error) {
+func (f *fetcher) fetch(_ context.Context, r ecr.Registry) (*ecr.Token, error) {
 	if f.fail != nil {
 		return nil, f.fail
 	}
 	f.calls++
-	return &Token{Username: "AWS", Password: "pw" + string(rune('0'+f.calls)), ProxyEndpoint: "https://" + r.Account + ".dkr.ecr." + r.Region + ".amazonaws.com",
+	return &ecr.Token{Username: "AWS", Password: "pw" + string(rune('0'+f.calls)), ProxyEndpoint: "https://" + r.Account + ".dkr.ecr." + r.Region + ".amazonaws.com",
 		ExpiresAt: f.now.Add(f.ttl)}, nil
 }
 
@@ -34,7 +36,7 @@ func newHelper(t *testing.T, f *fetcher) (*Helper, *time.Time) {
 	f.now = &now
 	return &Helper{
 		Cache: &Cache{Dir: filepath.Join(t.TempDir(), "cache")},
-		Key:   func(r Registry) string { return "role|" + r.Region },
+		Key:   func(r ecr.Registry) string { return "role|" + r.Region },
 		Fetch: f.fetch,
 		Now:   func() time.Time { return now },
 	}, &now
@@ -91,7 +93,7 @@ func TestHelperFallsBackToAValidCachedToken(t *testing.T) {
 func TestHelperResolve(t *testing.T) {
 	f := &fetcher{ttl: time.Hour}
 	h, _ := newHelper(t, f)
-	h.Hosts, _ = ParseHostMap("127.0.0.1:5000=111122223333:us-east-1")
+	h.Hosts, _ = ecr.ParseHostMap("127.0.0.1:5000=111122223333:us-east-1")
 	if r, ok := h.Resolve("http://127.0.0.1:5000"); !ok || r.Account != "111122223333" || !r.Mapped {
 		t.Errorf("mapped: %+v %v", r, ok)
 	}
@@ -102,8 +104,8 @@ func TestHelperResolve(t *testing.T) {
 		t.Error("resolving fetched")
 	}
 	// A proxyEndpoint seen once is recognised afterwards, even without the mapping.
-	h.Fetch = func(_ context.Context, r Registry) (*Token, error) {
-		return &Token{Username: "AWS", Password: "p", ProxyEndpoint: "http://127.0.0.1:7000", ExpiresAt: h.Now().Add(time.Hour)}, nil
+	h.Fetch = func(_ context.Context, r ecr.Registry) (*ecr.Token, error) {
+		return &ecr.Token{Username: "AWS", Password: "p", ProxyEndpoint: "http://127.0.0.1:7000", ExpiresAt: h.Now().Add(time.Hour)}, nil
 	}
 	if _, _, err := h.Get("127.0.0.1:5000"); err != nil {
 		t.Fatal(err)

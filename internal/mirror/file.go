@@ -11,6 +11,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/ecrpush/ecrpush/internal/ecr"
 	"github.com/ecrpush/ecrpush/internal/fixable"
 	"github.com/ecrpush/ecrpush/internal/push"
 )
@@ -56,8 +57,6 @@ type Item struct {
 }
 
 var (
-	repositoryRe  = regexp.MustCompile(`^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$`)
-	tagRe         = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 	placeholderRe = regexp.MustCompile(`\{[^}]*\}`)
 )
 
@@ -131,8 +130,8 @@ func (im Image) item(rule string, defaultPlatforms []string) (Item, error) {
 		tags = []string{tag}
 	}
 	for _, t := range tags {
-		if !tagRe.MatchString(t) {
-			return Item{}, fixable.New("tag %q is not a valid tag: letters, digits, _ . - (not starting with . or -), at most 128 characters", t)
+		if err := ecr.CheckTag("tag", t); err != nil {
+			return Item{}, err
 		}
 	}
 	plats := im.Platforms
@@ -185,8 +184,8 @@ func MapRepository(rule string, src name.Repository) (string, error) {
 		return "", fixable.New("repository rule %q: unknown placeholder %s (use {registry}, {path}, {name})", rule, m)
 	}
 	out = strings.Trim(out, "/")
-	if len(out) < 2 || len(out) > 256 || !repositoryRe.MatchString(out) {
-		return "", fixable.New("repository %q (from rule %q) is not a valid ECR repository name: lower-case letters, digits and ._-/ separators, 2-256 characters", out, rule)
+	if err := ecr.CheckRepository(fmt.Sprintf("repository (from rule %q)", rule), out); err != nil {
+		return "", err
 	}
 	return out, nil
 }

@@ -2,23 +2,18 @@ package push
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path"
-	"regexp"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
-	"github.com/aws/smithy-go"
 	"github.com/google/go-containerregistry/pkg/name"
 
+	ecrx "github.com/ecrpush/ecrpush/internal/ecr"
 	"github.com/ecrpush/ecrpush/internal/fixable"
 )
-
-// ecrRepoName is ECR's repository name pattern (CreateRepository API reference), 2–256 characters.
-var ecrRepoName = regexp.MustCompile(`^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$`)
 
 // ECRPushActions are the IAM actions a push needs on the repository.
 const ECRPushActions = "ecr:BatchCheckLayerAvailability, ecr:InitiateLayerUpload, ecr:UploadLayerPart, ecr:CompleteLayerUpload, ecr:PutImage, ecr:BatchGetImage"
@@ -36,8 +31,8 @@ func NewECR(ctx context.Context, cfg aws.Config, repository string, opts ...Opti
 	if cfg.Region == "" {
 		return nil, fixable.New("no AWS region: set AWS_REGION (or --region) to the region of the ECR registry")
 	}
-	if len(repository) < 2 || len(repository) > 256 || !ecrRepoName.MatchString(repository) {
-		return nil, fixable.New("%q is not a valid ECR repository name: 2-256 lowercase letters, digits and . _ - / (e.g. team/app)", repository)
+	if err := ecrx.CheckRepository("repository", repository); err != nil {
+		return nil, err
 	}
 	client := ecr.NewFromConfig(cfg)
 	kc := newECRKeychain(client, o.registryID, o.now, o.log)
@@ -92,7 +87,7 @@ func (e *ecrRepo) ensure(ctx context.Context) error {
 	if err == nil {
 		return nil
 	}
-	if apiCode(err) != "RepositoryNotFoundException" {
+	if ecrx.Code(err) != "RepositoryNotFoundException" {
 		return err
 	}
 	if !e.o.create {
@@ -114,7 +109,7 @@ func (e *ecrRepo) ensure(ctx context.Context) error {
 		in.RegistryId = aws.String(e.registryID)
 	}
 	out, err := e.client.CreateRepository(ctx, in)
-	switch code := apiCode(err); {
+	switch code := ecrx.Code(err); {
 	case err == nil:
 		e.o.log.Info("created ECR repository", "repository", e.name, "mutability", string(in.ImageTagMutability), "scanOnPush", e.o.scanOnPush)
 		e.set(out.Repository)
@@ -144,7 +139,7 @@ func (e *ecrRepo) describe(ctx context.Context) error {
 		in.RegistryId = aws.String(e.registryID)
 	}
 	out, err := e.client.DescribeRepositories(ctx, in)
-	switch code := apiCode(err); {
+	switch code := ecrx.Code(err); {
 	case err == nil:
 		if len(out.Repositories) != 1 {
 			return fmt.Errorf("ecr: DescribeRepositories(%s) returned %d repositories", e.name, len(out.Repositories))
@@ -156,7 +151,7 @@ func (e *ecrRepo) describe(ctx context.Context) error {
 	case code == "AccessDeniedException":
 		return fixable.Wrap(err, fmt.Sprintf("may not look up ECR repository %s (ecr:DescribeRepositories denied): grant ecr:DescribeRepositories on it", e.name))
 	default:
-		return awsError(err, "describe repository "+e.name)
+		return ecrx.APIError(err, "ecr: describe repository "+e.name)
 	}
 }
 
@@ -188,23 +183,4 @@ func (e *ecrRepo) immutable(tag string) bool {
 		return excluded
 	}
 	return false
-}
-
-func apiCode(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
-}
-
-// awsError marks credential problems fixable; the rest stay plain errors.
-func awsError(err error, what string) error {
-	switch apiCode(err) {
-	case "UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException", "InvalidClientTokenId", "SignatureDoesNotMatch":
-		return fixable.Wrap(err, fmt.Sprintf("%s: AWS rejected the credentials (%v): refresh or fix them", what, err))
-	case "AccessDeniedException":
-		return fixable.Wrap(err, fmt.Sprintf("%s: access denied (%v)", what, err))
-	}
-	return fmt.Errorf("ecr: %s: %w", what, err)
 }

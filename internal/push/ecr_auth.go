@@ -2,12 +2,9 @@ package push
 
 import (
 	"context"
-	"encoding/base64"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/google/go-containerregistry/pkg/authn"
 
-	"github.com/ecrpush/ecrpush/internal/fixable"
+	ecrx "github.com/ecrpush/ecrpush/internal/ecr"
 )
 
 // ecrKeychain answers for one ECR registry host with a GetAuthorizationToken token, fetched once
@@ -97,44 +94,18 @@ func (k *ecrKeychain) refresh(ctx context.Context) error {
 }
 
 func (k *ecrKeychain) refreshLocked(ctx context.Context) error {
-	in := &ecr.GetAuthorizationTokenInput{}
-	if k.registryID != "" {
-		//lint:ignore SA1019 still honoured by ECR, and the only way to get another account's proxyEndpoint
-		in.RegistryIds = []string{k.registryID}
-	}
 	k.requests.Add(1)
-	out, err := k.client.GetAuthorizationToken(ctx, in)
+	tok, err := ecrx.GetToken(ctx, k.client, k.registryID)
 	if err != nil {
-		if apiCode(err) == "AccessDeniedException" {
-			return fixable.Wrap(err, "may not get an ECR registry token (ecr:GetAuthorizationToken denied): grant ecr:GetAuthorizationToken on resource \"*\"")
-		}
-		return awsError(err, "get ECR authorization token")
+		return err
 	}
-	if len(out.AuthorizationData) == 0 {
-		return errors.New("ecr: GetAuthorizationToken returned no authorizationData")
-	}
-	d := out.AuthorizationData[0]
-	if d.AuthorizationToken == nil || d.ProxyEndpoint == nil || d.ExpiresAt == nil {
-		return errors.New("ecr: GetAuthorizationToken returned incomplete authorizationData")
-	}
-	raw, err := base64.StdEncoding.DecodeString(*d.AuthorizationToken)
-	if err != nil {
-		return fmt.Errorf("ecr: authorization token is not base64: %w", err)
-	}
-	user, pass, ok := strings.Cut(string(raw), ":")
-	if !ok || pass == "" {
-		return errors.New("ecr: authorization token is not USER:PASSWORD")
-	}
-	u, err := url.Parse(*d.ProxyEndpoint)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("ecr: proxyEndpoint %q is not a URL", *d.ProxyEndpoint)
-	}
+	u, _ := url.Parse(tok.ProxyEndpoint) // GetToken checked it is a URL
 	if k.host != "" && k.host != u.Host {
 		return fmt.Errorf("ecr: proxyEndpoint changed from %s to %s", k.host, u.Host)
 	}
 	k.host, k.scheme = u.Host, u.Scheme
-	k.user, k.pass = user, pass
-	k.fetched, k.expires = k.now(), *d.ExpiresAt
+	k.user, k.pass = tok.Username, tok.Password
+	k.fetched, k.expires = k.now(), tok.ExpiresAt
 	if !k.expires.After(k.fetched) {
 		// A clock skewed past the expiry: treat the token as good for a minute rather than
 		// fetching on every request.

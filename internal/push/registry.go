@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,11 +17,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/sync/errgroup"
 
+	ecrx "github.com/ecrpush/ecrpush/internal/ecr"
 	"github.com/ecrpush/ecrpush/internal/fixable"
 )
-
-// tagPattern is the OCI distribution spec's tag grammar.
-var tagPattern = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
 
 // registryPublisher pushes to one repository of an OCI registry through go-containerregistry.
 type registryPublisher struct {
@@ -213,8 +210,8 @@ func (p *registryPublisher) checkTags(tags []string) ([]string, error) {
 			continue
 		}
 		seen[t] = true
-		if !tagPattern.MatchString(t) {
-			return nil, fixable.New("%q is not a valid tag: up to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-'", t)
+		if err := ecrx.CheckTag("tag", t); err != nil {
+			return nil, err
 		}
 		out = append(out, t)
 	}

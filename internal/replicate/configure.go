@@ -2,7 +2,6 @@ package replicate
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -10,8 +9,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
-	"github.com/aws/smithy-go"
 
+	ecrx "github.com/ecrpush/ecrpush/internal/ecr"
 	"github.com/ecrpush/ecrpush/internal/fixable"
 )
 
@@ -154,50 +153,23 @@ func Configure(ctx context.Context, client ECRAPI, prefix string, dests []Destin
 func describeRegistry(ctx context.Context, client ECRAPI) (*types.ReplicationConfiguration, error) {
 	out, err := client.DescribeRegistry(ctx, &ecr.DescribeRegistryInput{})
 	if err != nil {
-		if apiCode(err) == "AccessDeniedException" {
+		if ecrx.Code(err) == "AccessDeniedException" {
 			return nil, fixable.Wrap(err, "may not read the ci registry's replication configuration (ecr:DescribeRegistry denied): grant ecr:DescribeRegistry on * to the ci role")
 		}
-		return nil, awsErr(err, "ecr DescribeRegistry")
+		return nil, ecrx.APIError(err, "ecr DescribeRegistry")
 	}
 	return CloneConfig(out.ReplicationConfiguration), nil
 }
 
 func putError(err error) error {
-	switch apiCode(err) {
+	switch ecrx.Code(err) {
 	case "AccessDeniedException":
 		return fixable.Wrap(err, "may not write the ci registry's replication configuration (ecr:PutReplicationConfiguration denied): grant ecr:PutReplicationConfiguration on * "+
 			"(and iam:CreateServiceLinkedRole for replication.ecr.amazonaws.com, needed the first time), or apply the configuration shown by `ecrpush replication plan` yourself")
 	case "InvalidParameterException", "ValidationException":
-		return fixable.Wrap(err, "ECR refused the replication configuration: "+apiMessage(err)+"; nothing was changed")
+		return fixable.Wrap(err, "ECR refused the replication configuration: "+ecrx.Message(err)+"; nothing was changed")
 	}
-	return awsErr(err, "ecr PutReplicationConfiguration")
-}
-
-func apiCode(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
-}
-
-func apiMessage(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorMessage()
-	}
-	return err.Error()
-}
-
-// awsErr marks credential problems fixable; the rest are failures in the cloud.
-func awsErr(err error, what string) error {
-	switch apiCode(err) {
-	case "UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException", "InvalidClientTokenId", "SignatureDoesNotMatch":
-		return fixable.Wrap(err, fmt.Sprintf("%s: AWS rejected the credentials (%s): refresh or fix them", what, apiMessage(err)))
-	case "AccessDeniedException":
-		return fixable.Wrap(err, fmt.Sprintf("%s: access denied (%s)", what, apiMessage(err)))
-	}
-	return fmt.Errorf("%s: %w", what, err)
+	return ecrx.APIError(err, "ecr PutReplicationConfiguration")
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

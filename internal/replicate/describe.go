@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
 
+	ecrx "github.com/ecrpush/ecrpush/internal/ecr"
 	"github.com/ecrpush/ecrpush/internal/fixable"
 )
 
@@ -54,13 +55,13 @@ func Describe(ctx context.Context, client ECRAPI, repo, ref string, expect []Des
 	}
 	out, err := client.DescribeImageReplicationStatus(ctx, &ecr.DescribeImageReplicationStatusInput{RepositoryName: aws.String(repo), ImageId: id})
 	if err != nil {
-		switch apiCode(err) {
+		switch ecrx.Code(err) {
 		case "ImageNotFoundException", "RepositoryNotFoundException":
-			return "", nil, fixable.Wrap(err, fmt.Sprintf("%s:%s is not in the ci registry (%s)", repo, ref, apiMessage(err)))
+			return "", nil, fixable.Wrap(err, fmt.Sprintf("%s:%s is not in the ci registry (%s)", repo, ref, ecrx.Message(err)))
 		case "AccessDeniedException":
 			return "", nil, fixable.Wrap(err, "may not read replication status (ecr:DescribeImageReplicationStatus denied): grant it on repository "+repo)
 		}
-		return "", nil, awsErr(err, "ecr DescribeImageReplicationStatus")
+		return "", nil, ecrx.APIError(err, "ecr DescribeImageReplicationStatus")
 	}
 	digest := ref
 	if out.ImageId != nil && aws.ToString(out.ImageId.ImageDigest) != "" {

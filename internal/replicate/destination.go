@@ -1,9 +1,11 @@
 package replicate
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 
+	ecrx "github.com/ecrpush/ecrpush/internal/ecr"
 	"github.com/ecrpush/ecrpush/internal/federate"
 	"github.com/ecrpush/ecrpush/internal/fixable"
 )
@@ -23,18 +25,9 @@ func (d Destination) String() string { return d.Account + ":" + d.Region }
 func (d Destination) Host() string { return RegistryHost(d.Account, d.Region) }
 
 // RegistryHost is ECR's host name for an account's registry in a region.
-func RegistryHost(account, region string) string {
-	suffix := "amazonaws.com"
-	if strings.HasPrefix(region, "cn-") {
-		suffix = "amazonaws.com.cn"
-	}
-	return account + ".dkr.ecr." + region + "." + suffix
-}
+func RegistryHost(account, region string) string { return ecrx.RegistryHost(account, region) }
 
 var (
-	accountRe = regexp.MustCompile(`^[0-9]{12}$`)
-	// regionRe is what ECR accepts as a replication destination region.
-	regionRe = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$`)
 	// startRe is how every destination spec begins; a comma-separated piece that does not is the rest
 	// of a role ARN (role names may hold commas).
 	startRe = regexp.MustCompile(`^\s*([0-9]{12}:)?[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]\s*(=|$)`)
@@ -62,6 +55,12 @@ func ParseDestinations(specs []string, ciAccount, ciRegion, roleName string) ([]
 			d, hasRole, err := parseOne(piece, ciAccount, roleName)
 			if err != nil {
 				return nil, err
+			}
+			if ecrx.CheckRegion("", ciRegion) == nil {
+				// The ci region is known once flags or federation name it; syntax checks pass a placeholder.
+				if err := ecrx.SamePartition(fmt.Sprintf("--replicate-to %q:", piece), ciRegion, d.Region); err != nil {
+					return nil, err
+				}
 			}
 			if d.Account == ciAccount && d.Region == ciRegion {
 				return nil, fixable.New("--replicate-to %q is the ci registry itself (%s in %s), which the image is pushed to: list only other regions or accounts", piece, ciAccount, ciRegion)
@@ -110,11 +109,11 @@ func parseOne(piece, ciAccount, roleName string) (Destination, bool, error) {
 	} else {
 		d.Account, d.Region = ciAccount, loc
 	}
-	if !accountRe.MatchString(d.Account) {
+	if !ecrx.IsAccount(d.Account) {
 		return Destination{}, false, fixable.New("--replicate-to %q: account %q is not 12 digits; use %s", piece, d.Account, destinationShape)
 	}
-	if !regionRe.MatchString(d.Region) {
-		return Destination{}, false, fixable.New("--replicate-to %q: %q is not a region name like us-east-1; use %s", piece, d.Region, destinationShape)
+	if err := ecrx.CheckRegion("region", d.Region); err != nil {
+		return Destination{}, false, fixable.New("--replicate-to %q: %v; use %s", piece, err, destinationShape)
 	}
 	switch {
 	case hasRole:

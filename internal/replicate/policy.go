@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 
+	ecrx "github.com/ecrpush/ecrpush/internal/ecr"
 	"github.com/ecrpush/ecrpush/internal/federate"
 	"github.com/ecrpush/ecrpush/internal/fixable"
 )
@@ -21,22 +22,12 @@ var ReplicationActions = []string{"ecr:ReplicateImage", "ecr:CreateRepository"}
 // StatementSid names the statement ecrpush adds to a destination registry policy.
 func StatementSid(ciAccount string) string { return "EcrpushReplicationFrom" + ciAccount }
 
-func partition(region string) string {
-	switch {
-	case strings.HasPrefix(region, "cn-"):
-		return "aws-cn"
-	case strings.HasPrefix(region, "us-gov-"):
-		return "aws-us-gov"
-	}
-	return "aws"
-}
-
 func repoResource(d Destination) string {
-	return fmt.Sprintf("arn:%s:ecr:%s:%s:repository/*", partition(d.Region), d.Region, d.Account)
+	return fmt.Sprintf("arn:%s:ecr:%s:%s:repository/*", ecrx.PartitionOf(d.Region), d.Region, d.Account)
 }
 
 func principal(ciAccount, region string) string {
-	return fmt.Sprintf("arn:%s:iam::%s:root", partition(region), ciAccount)
+	return fmt.Sprintf("arn:%s:iam::%s:root", ecrx.PartitionOf(region), ciAccount)
 }
 
 type statement struct {
@@ -280,13 +271,13 @@ func applyPolicy(ctx context.Context, c PolicyAPI, ciAccount string, d Destinati
 			return r, nil
 		}
 		if _, err := c.PutRegistryPolicy(ctx, &ecr.PutRegistryPolicyInput{PolicyText: aws.String(merged)}); err != nil {
-			if apiCode(err) == "AccessDeniedException" {
+			if ecrx.Code(err) == "AccessDeniedException" {
 				return r, fixable.Wrap(err, fmt.Sprintf("may not write the registry policy of %s (ecr:PutRegistryPolicy denied for %s): grant it, or apply the policy from ecrpush replication plan there yourself", d, d.RoleARN))
 			}
-			if apiCode(err) == "InvalidParameterException" {
-				return r, fixable.Wrap(err, fmt.Sprintf("ECR refused the merged registry policy of %s (%s): fix the existing policy by hand", d, apiMessage(err)))
+			if ecrx.Code(err) == "InvalidParameterException" {
+				return r, fixable.Wrap(err, fmt.Sprintf("ECR refused the merged registry policy of %s (%s): fix the existing policy by hand", d, ecrx.Message(err)))
 			}
-			return r, awsErr(err, "ecr PutRegistryPolicy in "+d.String())
+			return r, ecrx.APIError(err, "ecr PutRegistryPolicy in "+d.String())
 		}
 		r.Changed = true
 		after, err := getPolicy(ctx, c, d)
@@ -304,7 +295,7 @@ func applyPolicy(ctx context.Context, c PolicyAPI, ciAccount string, d Destinati
 
 func getPolicy(ctx context.Context, c PolicyAPI, d Destination) (string, error) {
 	out, err := c.GetRegistryPolicy(ctx, &ecr.GetRegistryPolicyInput{})
-	switch code := apiCode(err); {
+	switch code := ecrx.Code(err); {
 	case err == nil:
 		return aws.ToString(out.PolicyText), nil
 	case code == "RegistryPolicyNotFoundException":
@@ -312,6 +303,6 @@ func getPolicy(ctx context.Context, c PolicyAPI, d Destination) (string, error) 
 	case code == "AccessDeniedException":
 		return "", fixable.Wrap(err, fmt.Sprintf("may not read the registry policy of %s (ecr:GetRegistryPolicy denied for %s): grant it", d, d.RoleARN))
 	default:
-		return "", awsErr(err, "ecr GetRegistryPolicy in "+d.String())
+		return "", ecrx.APIError(err, "ecr GetRegistryPolicy in "+d.String())
 	}
 }

@@ -2,7 +2,6 @@ package replicate
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"strings"
 
@@ -12,29 +11,18 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	ecrx "github.com/ecrpush/ecrpush/internal/ecr"
 	"github.com/ecrpush/ecrpush/internal/push"
 )
 
 // readECR opens repo@digest in the ECR registry of cfg (the ci registry) as an artifact; blobs are
 // fetched lazily.
 func readECR(ctx context.Context, cfg aws.Config, repo, digest string) (*push.Artifact, error) {
-	out, err := ecr.NewFromConfig(cfg).GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{})
+	tok, err := ecrx.GetToken(ctx, ecr.NewFromConfig(cfg), "")
 	if err != nil {
-		return nil, awsErr(err, "ecr GetAuthorizationToken")
+		return nil, err
 	}
-	if len(out.AuthorizationData) == 0 {
-		return nil, fmt.Errorf("ecr GetAuthorizationToken returned no authorization data")
-	}
-	ad := out.AuthorizationData[0]
-	raw, err := base64.StdEncoding.DecodeString(aws.ToString(ad.AuthorizationToken))
-	if err != nil {
-		return nil, fmt.Errorf("ecr authorization token: %w", err)
-	}
-	user, pass, ok := strings.Cut(string(raw), ":")
-	if !ok {
-		return nil, fmt.Errorf("ecr authorization token is not USER:PASSWORD")
-	}
-	endpoint := aws.ToString(ad.ProxyEndpoint)
+	user, pass, endpoint := tok.Username, tok.Password, tok.ProxyEndpoint
 	host := strings.TrimPrefix(strings.TrimPrefix(endpoint, "https://"), "http://")
 	var opts []name.Option
 	if strings.HasPrefix(endpoint, "http://") {

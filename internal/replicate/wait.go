@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
 
+	ecrx "github.com/ecrpush/ecrpush/internal/ecr"
 	"github.com/ecrpush/ecrpush/internal/fixable"
 )
 
@@ -165,18 +166,18 @@ func Wait(ctx context.Context, client ECRAPI, repo, digest string, dests []Desti
 		out, err := client.DescribeImageReplicationStatus(ctx, &ecr.DescribeImageReplicationStatusInput{
 			RepositoryName: aws.String(repo), ImageId: &types.ImageIdentifier{ImageDigest: aws.String(digest)}})
 		if err != nil {
-			switch apiCode(err) {
+			switch ecrx.Code(err) {
 			case "AccessDeniedException":
 				return sts, fixable.Wrap(err, "may not read replication status (ecr:DescribeImageReplicationStatus denied): grant it on repository "+repo+" to the ci role")
 			case "ImageNotFoundException", "RepositoryNotFoundException":
-				return sts, fixable.Wrap(err, fmt.Sprintf("%s@%s is not in the ci registry (%s): push it first", repo, digest, apiMessage(err)))
+				return sts, fixable.Wrap(err, fmt.Sprintf("%s@%s is not in the ci registry (%s): push it first", repo, digest, ecrx.Message(err)))
 			}
 			if ctx.Err() != nil {
 				return sts, ctx.Err()
 			}
 			failures++
 			if failures >= 5 {
-				return sts, awsErr(err, "ecr DescribeImageReplicationStatus")
+				return sts, ecrx.APIError(err, "ecr DescribeImageReplicationStatus")
 			}
 			o.log.Warn("replication status unavailable, retrying", "err", err)
 		} else {

@@ -1,4 +1,4 @@
-package credhelper
+package ecr
 
 import (
 	"fmt"
@@ -6,18 +6,17 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/ecrpush/ecrpush/internal/fixable"
 )
 
 // ecrHostRe is amazon-ecr-credential-helper's pattern for private ECR hosts: dkr.ecr or dkr-ecr
 // (dual-stack), an optional -fips, the region, and every partition's DNS suffix.
-var ecrHostRe = regexp.MustCompile(`^(\d{12})\.dkr[.-]ecr(-fips)?\.([a-zA-Z0-9][a-zA-Z0-9-_]*)\.(amazonaws\.(?:com(?:\.cn)?|eu)|on\.(?:aws|amazonwebservices\.com\.cn)|sc2s\.sgov\.gov|c2s\.ic\.gov|cloud\.adc-e\.uk|csp\.hci\.ic\.gov)$`)
-
-var (
-	accountRe = regexp.MustCompile(`^[0-9]{12}$`)
-	regionRe  = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$`)
-)
+// It compiles on first use, so a process that never parses a host (version, help) does not pay for it.
+var ecrHostRe = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(\d{12})\.dkr[.-]ecr(-fips)?\.([a-zA-Z0-9][a-zA-Z0-9-_]*)\.(amazonaws\.(?:com(?:\.cn)?|eu)|on\.(?:aws|amazonwebservices\.com\.cn)|sc2s\.sgov\.gov|c2s\.ic\.gov|cloud\.adc-e\.uk|csp\.hci\.ic\.gov)$`)
+})
 
 // Registry is one ECR registry a host name stands for.
 type Registry struct {
@@ -62,7 +61,7 @@ func ParseHost(serverURL string) (Registry, bool) {
 	if h, _, ok := strings.Cut(host, ":"); ok {
 		hostname = h
 	}
-	m := ecrHostRe.FindStringSubmatch(hostname)
+	m := ecrHostRe().FindStringSubmatch(hostname)
 	if m == nil {
 		return Registry{}, false
 	}
@@ -105,16 +104,16 @@ func ParseHostMap(s string) (HostMap, error) {
 		if !ok || !ok2 || host == "" {
 			return nil, fixable.New("registry host mapping %q is not HOST=ACCOUNT:REGION (e.g. 127.0.0.1:5000=111122223333:us-east-1)", e)
 		}
-		if !accountRe.MatchString(account) {
+		if !IsAccount(account) {
 			return nil, fixable.New("registry host mapping %q: %q is not a 12-digit AWS account id", e, account)
 		}
-		if !regionRe.MatchString(region) {
-			return nil, fixable.New("registry host mapping %q: %q is not an AWS region like us-east-1", e, region)
+		if err := CheckRegion("registry host mapping "+e+": region", region); err != nil {
+			return nil, err
 		}
 		if prev, dup := m[host]; dup && (prev.Account != account || prev.Region != region) {
 			return nil, fixable.New("registry host %s is mapped twice (%s and %s:%s): keep one", host, prev, account, region)
 		}
-		m[host] = Registry{Host: host, Account: account, Region: region, Partition: "aws", Mapped: true}
+		m[host] = Registry{Host: host, Account: account, Region: region, Partition: PartitionOf(region), Mapped: true}
 	}
 	return m, nil
 }
@@ -127,4 +126,14 @@ func (m HostMap) String() string {
 	}
 	sort.Strings(out)
 	return strings.Join(out, ",")
+}
+
+// RegistryHost is ECR's own host name for account's private registry in region, with the region's
+// partition's DNS suffix (what GetAuthorizationToken names as proxyEndpoint on AWS).
+func RegistryHost(account, region string) string {
+	suffix := "amazonaws.com"
+	if p, _ := lookup(region); p != nil {
+		suffix = p.DNSSuffix
+	}
+	return account + ".dkr.ecr." + region + "." + suffix
 }

@@ -1,4 +1,4 @@
-package credhelper
+package ecr
 
 import (
 	"context"
@@ -11,7 +11,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
-	"github.com/aws/smithy-go"
 
 	"github.com/ecrpush/ecrpush/internal/fixable"
 )
@@ -56,8 +55,7 @@ func GetToken(ctx context.Context, api TokenAPI, account string) (*Token, error)
 	}
 	out, err := api.GetAuthorizationToken(ctx, in)
 	if err != nil {
-		var ae smithy.APIError
-		if errors.As(err, &ae) && ae.ErrorCode() == "AccessDeniedException" {
+		if Code(err) == "AccessDeniedException" {
 			return nil, fixable.Wrap(err, "may not get an ECR registry token (ecr:GetAuthorizationToken denied): grant ecr:GetAuthorizationToken on resource \"*\" to the role")
 		}
 		return nil, fmt.Errorf("ecr: GetAuthorizationToken: %w", err)

@@ -1,4 +1,4 @@
-package credhelper
+package ecr
 
 import "testing"
 

@@ -1,0 +1,3 @@
+package ecr
+
+//go:generate go run ./internal/genregions regions_gen.go
