@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ecrpush/ecrpush/internal/fixable"
+	"github.com/ecrpush/ecrpush/internal/platform"
 )
 
 // IO is where a command reads and writes.
@@ -19,6 +20,33 @@ type IO struct {
 	In       io.Reader
 	Out, Err io.Writer
 	Getenv   func(string) string
+	// edge holds the platform Run sets up once the command's flags are parsed.
+	edge *edge
+}
+
+// edge is what Run sets up once for every command: the platform (GitHub, Cloud Build or the
+// terminal), through which every secret is masked and every result reported.
+type edge struct{ p platform.Platform }
+
+// platform is the command's platform; commands run outside Run (tests, demo) get one detected from
+// the environment.
+func (s IO) platform() platform.Platform {
+	if s.edge != nil && s.edge.p != nil {
+		return s.edge.p
+	}
+	return newPlatform(s, false)
+}
+
+// newPlatform detects where ecrpush runs and sets up its reporting. GitHub's workflow commands
+// (masks, groups, annotations) go to stderr, which the runner reads for commands exactly as it reads
+// stdout (actions/runner ScriptHandler and ContainerActionHandler attach the same command manager to
+// both): stdout stays the command's own — JSON with --output json, the credential-helper protocol,
+// `federate` exports — and a mask reaches the runner even when a step captures stdout
+// (eval "$(ecrpush federate …)").
+func newPlatform(s IO, jsonOut bool) platform.Platform {
+	kind := platform.Detect(s.Getenv)
+	o := platform.Options{Getenv: s.Getenv, Out: s.Out, Log: s.Err, JSON: jsonOut, Commands: s.Err}
+	return platform.New(kind, o)
 }
 
 // Stdio is the process's standard streams and environment.
@@ -69,6 +97,7 @@ func Run(ctx context.Context, argv0 string, args []string, stdio IO) error {
 		}
 		fs := flag.NewFlagSet("ecrpush "+c.name, flag.ContinueOnError)
 		fs.SetOutput(stdio.Err)
+		stdio.edge = &edge{}
 		run := c.flags(fs, stdio)
 		if err := parse(fs, args[1:], stdio.Getenv); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
@@ -83,7 +112,12 @@ func Run(ctx context.Context, argv0 string, args []string, stdio IO) error {
 			}
 			return err
 		}
+		out := fs.Lookup("output")
+		stdio.edge.p = newPlatform(stdio, out != nil && out.Value.String() == "json")
 		err := run(ctx, fs.Args())
+		if err != nil {
+			stdio.edge.p.Fail(Message(err))
+		}
 		var d interface{ Details() []string }
 		if errors.As(err, &d) {
 			for _, line := range d.Details() {

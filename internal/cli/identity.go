@@ -74,6 +74,7 @@ func (f *identityFlags) options(stdio IO) (federate.Options, error) {
 		Duration:          f.duration,
 		Getenv:            stdio.Getenv,
 		Logger:            newLogger(stdio.Err),
+		Mask:              stdio.platform().Mask,
 	}, nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -14,6 +13,7 @@ import (
 	"github.com/ecrpush/ecrpush/internal/ecr"
 	"github.com/ecrpush/ecrpush/internal/federate"
 	"github.com/ecrpush/ecrpush/internal/fixable"
+	"github.com/ecrpush/ecrpush/internal/pipeline"
 	"github.com/ecrpush/ecrpush/internal/platform"
 	"github.com/ecrpush/ecrpush/internal/push"
 )
@@ -35,6 +35,7 @@ type pushFlags struct {
 	output           string
 	replication      replicationFlags
 	googleCreds      string // --source-google-credentials (cli/sync.go's sourceKeychain)
+	dryRun           bool
 }
 
 func pushCmd() command {
@@ -51,19 +52,15 @@ func pushCmd() command {
 		fs.StringVar(&f.kmsKey, "kms-key", "", "create the repository encrypted with this KMS key ARN")
 		fs.StringVar(&f.platform, "platform", "", "push only this platform of a multi-arch source: OS/ARCH[/VARIANT]")
 		fs.IntVar(&f.jobs, "jobs", push.DefaultJobs, "parallel blob uploads")
-		fs.StringVar(&f.output, "output", "text", "report format on a terminal: text or json")
+		fs.StringVar(&f.output, "output", "text", "report format: text, or json (written to stdout on every platform, beside GitHub outputs and Cloud Build's file)")
+		fs.BoolVar(&f.dryRun, "dry-run", false, "federate, read the source and check every destination, then print the plan (what would be created, merged, uploaded, tagged) and write nothing")
 		fs.StringVar(&f.googleCreds, "source-google-credentials", "", "Google credential configuration for reading the source (Artifact Registry from AWS: an AWS-sourced workload identity federation config)")
 		f.replication.register(fs)
 		return func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
 				return fixable.New("push takes flags only, got %q (did you mean --source %s?)", strings.Join(args, " "), args[0])
 			}
-			plat := platform.New(platform.Detect(stdio.Getenv), platform.Options{Getenv: stdio.Getenv, Out: stdio.Out, Log: stdio.Err, JSON: f.output == "json"})
-			err := runPush(ctx, &f, stdio, plat)
-			if err != nil {
-				plat.Fail(Message(err))
-			}
-			return err
+			return runPush(ctx, &f, stdio, stdio.platform())
 		}
 	}}
 }
@@ -135,159 +132,51 @@ func runPush(ctx context.Context, f *pushFlags, stdio IO, plat platform.Platform
 	if err := f.validate(); err != nil {
 		return err
 	}
-	log := newLogger(stdio.Err)
-	start := time.Now()
-
-	// ECR unless --destination names another registry.
-	ecrDest := f.destination == ""
-	var destAccount, destRegion string
-	if !ecrDest {
-		repo, _ := name.NewRepository(f.destination)
-		if r, ok := ecr.ParseHost(repo.RegistryStr()); ok {
-			ecrDest, destAccount, destRegion = true, r.Account, r.Region
-		}
-	}
-	// Identity flags are validated even when unused, so a typo never passes silently.
-	opts, idErr := f.id.options(stdio)
-	if ecrDest && idErr != nil {
-		return idErr
-	}
-	srcOpts := []push.SourceOption{push.WithSourceLogger(log), push.WithDockerHost(stdio.Getenv("DOCKER_HOST"))}
-	if f.platform != "" {
-		p, _ := push.ParsePlatform(f.platform)
-		srcOpts = append(srcOpts, push.WithPlatform(p))
-	}
-	var sess *federate.Session
-	if f.googleCreds != "" {
-		kc, err := sourceKeychain(ctx, f.googleCreds, stdio, func() *federate.Session { return sess }, sourceHost(f.source))
-		if err != nil {
-			return err
-		}
-		srcOpts = append(srcOpts, push.WithSourceKeychain(kc))
-	}
-	src, err := push.ParseSource(f.source, srcOpts...)
+	job, err := f.job(stdio)
 	if err != nil {
 		return err
 	}
-	defer src.Close()
-
-	if ecrDest {
-		if destRegion != "" {
-			opts.Region = destRegion
-		}
-		opts.Mask = plat.Mask
-		end := plat.Group("Federate")
-		sess, err = federate.Federate(ctx, opts)
-		end()
-		if err != nil {
-			return err
-		}
-		if destAccount != "" && sess.Account != "" && destAccount != sess.Account {
-			log.Info("pushing into another account's registry", "registry", destAccount, "identity", sess.Account)
-		}
-	}
-
-	end := plat.Group("Read " + src.String())
-	art, err := src.Load(ctx)
-	end()
-	if err != nil {
-		return err
-	}
-	log.Info("source loaded", "image", src.String(), "digest", art.Digest.String(), "mediaType", string(art.MediaType))
-
-	pushOpts := []push.Option{push.WithJobs(f.jobs), push.WithLogger(log), push.WithProgress(stdio.Err, isTerminal(stdio.Err))}
-	repoName := f.repository
-	var pub push.Publisher
-	if ecrDest {
-		if f.destination != "" {
-			repo, _ := name.NewRepository(f.destination)
-			repoName = repo.RepositoryStr()
-			pushOpts = append(pushOpts, push.WithRegistryID(destAccount))
-		}
-		// Native replication is checked (and merged, when asked) before anything is pushed.
-		plan, err := f.replication.prepare(ctx, sess, repoName, stdio, log)
-		if err != nil {
-			return err
-		}
-		pushOpts = append(pushOpts, push.WithCreateRepository(f.createRepository), push.WithTagImmutability(f.tagImmutability),
-			push.WithScanOnPush(f.scanOnPush), push.WithKMSKey(f.kmsKey))
-		pub, err = push.NewECR(ctx, sess.Config, repoName, pushOpts...)
-		if err != nil {
-			return err
-		}
-		defer pub.Close()
-		end = plat.Group("Push " + repoName)
-		res, err := pub.Publish(ctx, art, f.tags)
-		end()
-		if err != nil {
-			return err
-		}
-		report := reportOf(res, sess.Account, opts.Region, start)
-		end = plat.Group("Replicate")
-		report.Replication, err = plan.finish(ctx, art, res, f.tags)
-		end()
-		report.Seconds = time.Since(start).Seconds()
-		if rerr := plat.Report(report); rerr != nil {
-			log.Warn("report: " + rerr.Error())
-		}
-		return err
-	}
-	var pubs []push.Publisher
-	for _, d := range f.destinations {
-		repo, _ := name.NewRepository(d)
-		p, err := push.NewRegistry(repo, authn.DefaultKeychain, pushOpts...)
-		if err != nil {
-			return err
-		}
-		defer p.Close()
-		pubs = append(pubs, p)
-	}
-	// Several destinations share the loaded (and, for archives, compressed) source.
-	pub = pubs[0]
-	if len(pubs) > 1 {
-		pub = push.MultiPublisher(pubs...)
-	}
-	res, err := pub.Publish(ctx, art, f.tags)
-	if err != nil {
-		return err
-	}
-	report := reportOf(res, "", "", start)
-	return plat.Report(report)
+	env := pipeline.Env{Platform: plat, Log: newLogger(stdio.Err), Progress: stdio.Err, Terminal: isTerminal(stdio.Err), Out: stdio.Out}
+	_, err = pipeline.Push(ctx, env, job)
+	return err
 }
 
-func reportOf(res *push.Result, account, region string, start time.Time) *platform.Report {
-	var tags []string
-	for _, t := range res.Tags {
-		tags = append(tags, t.Tag)
+// job turns the validated flags into the pipeline's job.
+func (f *pushFlags) job(stdio IO) (pipeline.Job, error) {
+	ecrDest := f.destination == ""
+	if !ecrDest && len(f.destinations) == 1 {
+		repo, _ := name.NewRepository(f.destination)
+		_, ecrDest = ecr.ParseHost(repo.RegistryStr())
 	}
-	images := []platform.Image{{URI: res.Ref, Tags: tags}}
-	if len(res.Destinations) > 0 {
-		images = nil
-		for _, d := range res.Destinations {
-			if d == nil {
-				continue
-			}
-			var dt []string
-			for _, t := range d.Tags {
-				dt = append(dt, t.Tag)
-			}
-			images = append(images, platform.Image{URI: d.Ref, Tags: dt})
+	// Identity flags are validated even when unused, so a typo never passes silently.
+	opts, err := f.id.options(stdio)
+	if ecrDest && err != nil {
+		return pipeline.Job{}, err
+	}
+	job := pipeline.Job{
+		Identity:      opts,
+		Source:        f.source,
+		SourceOptions: []push.SourceOption{push.WithSourceLogger(newLogger(stdio.Err)), push.WithDockerHost(stdio.Getenv("DOCKER_HOST"))},
+		Repository:    f.repository,
+		Destinations:  f.destinations,
+		Tags:          f.tags,
+		Settings:      pipeline.Settings{Create: f.createRepository, TagImmutability: f.tagImmutability, ScanOnPush: f.scanOnPush, KMSKey: f.kmsKey},
+		Upload:        pipeline.Upload{Jobs: f.jobs},
+		Replication: pipeline.Replication{To: f.replication.to, Mode: f.replication.mode, Configure: f.replication.configure,
+			Prefix: f.replication.prefix, Timeout: f.replication.timeout, RoleName: f.replication.roleName},
+		DryRun: f.dryRun,
+	}
+	if f.platform != "" {
+		p, _ := push.ParsePlatform(f.platform)
+		job.SourceOptions = append(job.SourceOptions, push.WithPlatform(p))
+	}
+	if f.googleCreds != "" {
+		host := sourceHost(f.source)
+		job.SourceKeychain = func(ctx context.Context, sess *federate.Session) (authn.Keychain, error) {
+			return sourceKeychain(ctx, f.googleCreds, stdio, func() *federate.Session { return sess }, host)
 		}
 	}
-	return &platform.Report{
-		Digest:        res.Digest.String(),
-		MediaType:     string(res.MediaType),
-		Registry:      res.Registry,
-		Repository:    res.Repository,
-		AccountID:     account,
-		Region:        region,
-		Images:        images,
-		Size:          res.Size,
-		Layers:        res.Layers,
-		BytesUploaded: res.BytesUploaded,
-		BytesSkipped:  res.BytesPresent,
-		Seconds:       time.Since(start).Seconds(),
-	}
+	return job, nil
 }
 
 func isTerminal(w any) bool {

@@ -1,17 +1,10 @@
 package cli
 
 import (
-	"context"
 	"flag"
-	"log/slog"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/ecr"
-
-	"github.com/ecrpush/ecrpush/internal/federate"
 	"github.com/ecrpush/ecrpush/internal/fixable"
-	"github.com/ecrpush/ecrpush/internal/platform"
-	"github.com/ecrpush/ecrpush/internal/push"
 	"github.com/ecrpush/ecrpush/internal/replicate"
 )
 
@@ -58,63 +51,4 @@ func (r *replicationFlags) validate(otherRegistry bool) error {
 		}
 	}
 	return nil
-}
-
-// replicationPlan is what prepare decided, finished after the push.
-type replicationPlan struct {
-	f     *replicationFlags
-	sess  *federate.Session
-	repo  string
-	dests []replicate.Destination
-	log   *slog.Logger
-}
-
-// prepare parses the destinations for the ci account and, in native mode, makes sure the ci registry's
-// rules cover them — merging a rule with --configure-replication — before anything is pushed.
-func (r *replicationFlags) prepare(ctx context.Context, sess *federate.Session, repo string, stdio IO, log *slog.Logger) (*replicationPlan, error) {
-	p := &replicationPlan{f: r, sess: sess, repo: repo, log: log}
-	if len(r.to) == 0 || r.mode == "off" {
-		return p, nil
-	}
-	region := sess.Config.Region
-	dests, err := replicate.ParseDestinations(r.to, sess.Account, region, r.roleName)
-	if err != nil {
-		return nil, err
-	}
-	p.dests = dests
-	if r.mode != replicate.ModeNative {
-		return p, nil
-	}
-	prefix := r.prefix
-	if prefix == "" {
-		prefix = repo
-	}
-	_, err = replicate.Configure(ctx, ecr.NewFromConfig(sess.Config), prefix, dests, replicate.ConfigureOptions{
-		Apply: r.configure, SourceAccount: sess.Account, SourceRegion: region, Logger: log,
-	})
-	if err != nil {
-		return nil, err
-	}
-	return p, nil
-}
-
-// finish replicates the pushed image and returns one row per destination.
-func (p *replicationPlan) finish(ctx context.Context, art *push.Artifact, res *push.Result, tags []string) ([]platform.Replica, error) {
-	if len(p.dests) == 0 {
-		return nil, nil
-	}
-	existed := len(res.TagsUnchanged) == len(res.Tags)
-	sts, err := replicate.Run(ctx, replicate.Options{
-		Mode:         p.f.mode,
-		Session:      p.sess,
-		Repository:   p.repo,
-		Digest:       res.Digest.String(),
-		Tags:         tags,
-		Artifact:     art,
-		Existed:      existed,
-		Destinations: p.dests,
-		Timeout:      p.f.timeout,
-		Logger:       p.log,
-	})
-	return sts, err
 }

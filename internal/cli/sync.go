@@ -15,6 +15,7 @@ import (
 	"github.com/ecrpush/ecrpush/internal/fixable"
 	"github.com/ecrpush/ecrpush/internal/googleauth"
 	"github.com/ecrpush/ecrpush/internal/mirror"
+	"github.com/ecrpush/ecrpush/internal/pipeline"
 	"github.com/ecrpush/ecrpush/internal/push"
 	"github.com/ecrpush/ecrpush/internal/replicate"
 )
@@ -30,6 +31,8 @@ func syncCmd() command {
 		jobs := fs.Int("jobs", push.DefaultJobs, "parallel blob uploads per image")
 		scanOnPush := fs.Bool("scan-on-push", true, "create repositories with scan on push")
 		tagImmutability := fs.Bool("tag-immutability", false, "create repositories with immutable tags")
+		createRepository := fs.Bool("create-repository", true, "create missing repositories (else a missing one is an error)")
+		kmsKey := fs.String("kms-key", "", "create repositories encrypted with this KMS key ARN")
 		output := fs.String("output", "text", "text or json")
 		var rep replicationFlags
 		rep.register(fs)
@@ -48,6 +51,9 @@ func syncCmd() command {
 			}
 			if err := rep.validate(false); err != nil {
 				return err
+			}
+			if *kmsKey != "" && !strings.HasPrefix(*kmsKey, "arn:aws") {
+				return fixable.New("--kms-key %q must be a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)", *kmsKey)
 			}
 			f, err := mirror.Load(*file)
 			if err != nil {
@@ -69,12 +75,6 @@ func syncCmd() command {
 			if err != nil {
 				return err
 			}
-			log := newLogger(stdio.Err)
-			sess, err := federate.Federate(ctx, opts)
-			if err != nil {
-				return err
-			}
-
 			var googleHosts []string
 			for _, it := range items {
 				if it.Google {
@@ -84,49 +84,24 @@ func syncCmd() command {
 			if len(googleHosts) > 0 && *googleCreds == "" {
 				return fixable.New("images marked google: true need --source-google-credentials FILE (a Google credential configuration)")
 			}
-			kc, err := sourceKeychain(ctx, *googleCreds, stdio, func() *federate.Session { return sess }, googleHosts...)
-			if err != nil {
-				return err
-			}
-
-			var repos []string
-			for _, it := range items {
-				repos = append(repos, it.Repository)
-			}
-			prefix := rep.prefix
-			if prefix == "" {
-				prefix = mirror.CommonPrefix(repos)
-			}
-			if prefix == "" && len(rep.to) > 0 && rep.mode == replicate.ModeNative {
-				return fixable.New("the mirrored repositories share no prefix for a replication rule: set --replication-prefix (or a repository rule like mirror/{registry}/{path})")
-			}
-			plan, err := rep.prepare(ctx, sess, prefix, stdio, log)
-			if err != nil {
-				return err
-			}
-			o := mirror.Options{
-				Session:  sess,
-				Keychain: kc,
-				PushOptions: []push.Option{push.WithJobs(*jobs), push.WithLogger(log), push.WithScanOnPush(*scanOnPush),
-					push.WithTagImmutability(*tagImmutability), push.WithProgress(stdio.Err, isTerminal(stdio.Err))},
-				Logger: log,
-				Replicate: func(ctx context.Context, repo string, art *push.Artifact, res *push.Result) ([]replicate.Status, error) {
-					p := *plan
-					p.repo = repo
-					var tags []string
-					for _, t := range res.Tags {
-						tags = append(tags, t.Tag)
-					}
-					return p.finish(ctx, art, res, tags)
+			job := pipeline.SyncJob{
+				Identity: opts,
+				Items:    items,
+				Lock:     lock,
+				Locked:   *locked,
+				Keychain: func(ctx context.Context, sess *federate.Session) (authn.Keychain, error) {
+					return sourceKeychain(ctx, *googleCreds, stdio, func() *federate.Session { return sess }, googleHosts...)
 				},
-			}
-			if *locked {
-				o.Pinned = lock
+				Settings: pipeline.Settings{Create: *createRepository, TagImmutability: *tagImmutability, ScanOnPush: *scanOnPush, KMSKey: *kmsKey},
+				Upload:   pipeline.Upload{Jobs: *jobs},
+				Replication: pipeline.Replication{To: rep.to, Mode: rep.mode, Configure: rep.configure, Prefix: rep.prefix,
+					Timeout: rep.timeout, RoleName: rep.roleName},
 			}
 			if *output == "text" {
-				o.Report = func(r mirror.Result) { writeSyncLine(stdio, r) }
+				job.Report = func(r mirror.Result) { writeSyncLine(stdio, r) }
 			}
-			results, newLock, err := mirror.Sync(ctx, items, lock, o)
+			env := pipeline.Env{Platform: stdio.platform(), Log: newLogger(stdio.Err), Progress: stdio.Err, Terminal: isTerminal(stdio.Err), Out: stdio.Out}
+			results, newLock, err := pipeline.Sync(ctx, env, job)
 			if newLock != nil {
 				if werr := newLock.Write(lockPath); werr != nil {
 					return werr

@@ -52,7 +52,11 @@ type Options struct {
 	Getenv func(string) string
 	Out    io.Writer // stdout: workflow commands, text or JSON reports
 	Log    io.Writer // stderr: human log lines
-	JSON   bool      // local: --output json
+	// JSON writes the JSON result to Out on every platform (--output json), beside GitHub's outputs
+	// and Cloud Build's output file.
+	JSON bool
+	// Commands is where GitHub workflow commands go (default Out); the runner reads stderr for them too.
+	Commands io.Writer
 }
 
 // New returns the platform for kind.
@@ -62,7 +66,11 @@ func New(kind Kind, o Options) Platform {
 	}
 	switch kind {
 	case GitHub:
-		return &github{a: githubactions.New(githubactions.WithWriter(o.Out), githubactions.WithGetenv(o.Getenv)), o: o, masked: map[string]bool{}}
+		cmds := o.Commands
+		if cmds == nil {
+			cmds = o.Out
+		}
+		return &github{a: githubactions.New(githubactions.WithWriter(cmds), githubactions.WithGetenv(o.Getenv)), o: o, masked: map[string]bool{}}
 	case CloudBuild:
 		return &cloudBuild{o: o}
 	}
@@ -132,6 +140,11 @@ func (g *github) Report(r *Report) error {
 	}
 	// The log gets the plain text too: not everyone opens the summary.
 	_ = r.WriteText(g.o.Log)
+	if g.o.JSON {
+		if _, err := fmt.Fprintf(g.o.Out, "%s\n", r.JSON()); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -177,6 +190,11 @@ func (c *cloudBuild) Report(r *Report) error {
 		if len(b) > MaxBuilderOutput {
 			b, _ = json.Marshal(map[string]any{"digest": r.Digest, "registry": r.Registry, "repository": r.Repository,
 				"images": r.Images, "truncated": true})
+		}
+	}
+	if c.o.JSON {
+		if _, err := fmt.Fprintf(c.o.Out, "%s\n", r.JSON()); err != nil {
+			return err
 		}
 	}
 	dir := c.o.Getenv("BUILDER_OUTPUT")

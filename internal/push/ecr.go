@@ -21,8 +21,10 @@ const ECRPushActions = "ecr:BatchCheckLayerAvailability, ecr:InitiateLayerUpload
 // NewECR returns a Publisher for repository in the ECR registry of cfg's account and region (or
 // WithRegistryID's). It fetches a registry token with GetAuthorizationToken — the registry host is
 // the token's proxyEndpoint, so any endpoint cfg points the ECR client at works unchanged — and
-// makes sure the repository exists, creating it unless WithCreateRepository(false). It never
-// pushes into a missing repository: ECR answers that with a dropped connection, not an error.
+// reads the repository's settings. It writes nothing: a missing repository is created by the
+// first Publish (or a Plan's Publish), with the options' settings, unless WithCreateRepository(false),
+// in which case NewECR refuses at once. It never pushes into a missing repository: ECR answers that
+// with a dropped connection, not an error.
 func NewECR(ctx context.Context, cfg aws.Config, repository string, opts ...Option) (Publisher, error) {
 	o, err := makeOptions(opts)
 	if err != nil {
@@ -40,7 +42,7 @@ func NewECR(ctx context.Context, cfg aws.Config, repository string, opts ...Opti
 		return nil, err
 	}
 	e := &ecrRepo{client: client, name: repository, registryID: o.registryID, region: cfg.Region, o: o}
-	if err := e.ensure(ctx); err != nil {
+	if err := e.check(ctx); err != nil {
 		return nil, err
 	}
 	var nopts []name.Option
@@ -53,13 +55,53 @@ func NewECR(ctx context.Context, cfg aws.Config, repository string, opts ...Opti
 	}
 	p := &registryPublisher{repo: repo, kc: kc, o: o, immutable: e.immutable, plainHTTP: kc.scheme == "http",
 		deniedHint: "grant " + ECRPushActions + " on repository " + repository}
-	return &ecrPublisher{registryPublisher: p, keychain: kc}, nil
+	return &ecrPublisher{registryPublisher: p, keychain: kc, ecr: e}, nil
 }
 
-// ecrPublisher is a registryPublisher whose keychain refreshes ECR tokens.
+// ecrPublisher is a registryPublisher whose keychain refreshes ECR tokens and whose repository is
+// created, when missing, just before the first write.
 type ecrPublisher struct {
 	*registryPublisher
 	keychain *ecrKeychain
+	ecr      *ecrRepo
+}
+
+func (p *ecrPublisher) Publish(ctx context.Context, a *Artifact, tags []string) (*Result, error) {
+	pl, err := p.plan(ctx, a, tags)
+	if err != nil {
+		return nil, err
+	}
+	return p.push(ctx, pl)
+}
+
+func (p *ecrPublisher) push(ctx context.Context, pl *plan) (*Result, error) {
+	if err := p.ecr.create(ctx); err != nil {
+		return nil, err
+	}
+	return p.registryPublisher.push(ctx, pl)
+}
+
+// Creation is the repository a Publish will create, with its settings; nil when it exists.
+func (p *ecrPublisher) creation() *RepositoryCreation {
+	if !p.ecr.missing {
+		return nil
+	}
+	c := RepositoryCreation{Repository: p.ecr.name, Region: p.ecr.region, RegistryID: p.ecr.registryID,
+		TagMutability: string(ecrtypes.ImageTagMutabilityMutable), ScanOnPush: p.o.scanOnPush, KMSKey: p.o.kmsKey}
+	if p.o.tagImmutability {
+		c.TagMutability = string(ecrtypes.ImageTagMutabilityImmutable)
+	}
+	return &c
+}
+
+// RepositoryCreation is an ECR repository a Publish will create.
+type RepositoryCreation struct {
+	Repository    string `json:"repository"`
+	Region        string `json:"region"`
+	RegistryID    string `json:"registryId,omitempty"`
+	TagMutability string `json:"imageTagMutability"`
+	ScanOnPush    bool   `json:"scanOnPush"`
+	KMSKey        string `json:"kmsKey,omitempty"`
 }
 
 func isLoopback(host string) bool {
@@ -80,9 +122,12 @@ type ecrRepo struct {
 
 	mutability ecrtypes.ImageTagMutability
 	exclusions []string // wildcard filters
+	missing    bool     // check found no repository; create makes it
 }
 
-func (e *ecrRepo) ensure(ctx context.Context) error {
+// check reads the repository's settings. A missing repository is remembered (create makes it) unless
+// creation is disabled, which is refused here, before anything is written.
+func (e *ecrRepo) check(ctx context.Context) error {
 	err := e.describe(ctx)
 	if err == nil {
 		return nil
@@ -93,6 +138,20 @@ func (e *ecrRepo) ensure(ctx context.Context) error {
 	if !e.o.create {
 		return fixable.Wrap(err, fmt.Sprintf("ECR repository %s does not exist in %s%s and creating it is disabled: create it (aws ecr create-repository --repository-name %s) or allow creation",
 			e.name, e.region, e.registryText(), e.name))
+	}
+	e.missing = true
+	// A repository we create has the settings asked for: tag conflicts are judged by them.
+	e.mutability = ecrtypes.ImageTagMutabilityMutable
+	if e.o.tagImmutability {
+		e.mutability = ecrtypes.ImageTagMutabilityImmutable
+	}
+	return nil
+}
+
+// create makes the repository check found missing; a no-op otherwise.
+func (e *ecrRepo) create(ctx context.Context) error {
+	if !e.missing {
+		return nil
 	}
 	in := &ecr.CreateRepositoryInput{
 		RepositoryName:             aws.String(e.name),
@@ -113,8 +172,10 @@ func (e *ecrRepo) ensure(ctx context.Context) error {
 	case err == nil:
 		e.o.log.Info("created ECR repository", "repository", e.name, "mutability", string(in.ImageTagMutability), "scanOnPush", e.o.scanOnPush)
 		e.set(out.Repository)
+		e.missing = false
 		return nil
 	case code == "RepositoryAlreadyExistsException":
+		e.missing = false
 		return e.describe(ctx) // another job created it first
 	case code == "AccessDeniedException":
 		return fixable.Wrap(err, fmt.Sprintf("ECR repository %s does not exist in %s%s and this identity may not create it (ecr:CreateRepository denied): grant ecr:CreateRepository, or create the repository beforehand",

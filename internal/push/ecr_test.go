@@ -96,7 +96,24 @@ func TestECRCreatesRepositoryAndPushes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	// The repository was created with the requested settings.
+	// NewECR only reads: the repository is created by the first write, with the requested settings.
+	if _, err := ecr.NewFromConfig(cfg).DescribeRepositories(t.Context(), &ecr.DescribeRepositoriesInput{RepositoryNames: []string{"team/app"}}); err == nil {
+		t.Fatal("NewECR created the repository before any Publish")
+	}
+	f0, err := load(t, "oci-layout:"+f.layout+":v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := PlanPublish(t.Context(), p, f0, []string{"first"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pl.Create == nil || pl.Create.TagMutability != "IMMUTABLE" || !pl.Create.ScanOnPush || len(pl.Tags) != 1 || pl.Upload != pl.Blobs {
+		t.Fatalf("plan %+v, want a repository to create (IMMUTABLE, scan on push) and every blob to upload", pl)
+	}
+	if _, err := pl.Publish(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	out, err := ecr.NewFromConfig(cfg).DescribeRepositories(t.Context(), &ecr.DescribeRepositoriesInput{RepositoryNames: []string{"team/app"}})
 	if err != nil {
 		t.Fatal(err)
@@ -177,14 +194,20 @@ func TestECRRepositoryErrors(t *testing.T) {
 		{"create disabled", ciRole, []Option{WithCreateRepository(false)}, "creating it is disabled"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := NewECR(t.Context(), awsConfig(t, sb, tc.role), "missing/repo", tc.opts...)
+			p, err := NewECR(t.Context(), awsConfig(t, sb, tc.role), "missing/repo", tc.opts...)
+			if err == nil {
+				// Creation is the first write: a denial surfaces there, before any upload.
+				f := makeFixtures(t)
+				a, _ := load(t, "oci-layout:"+f.layout+":v1")
+				_, err = p.Publish(t.Context(), a, []string{"v1"})
+			}
 			if !fixable.Is(err) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("want fixable error with %q, got %v", tc.want, err)
 			}
 		})
 	}
 	t.Run("push denied", func(t *testing.T) {
-		if _, err := NewECR(t.Context(), awsConfig(t, sb, ciRole), "locked"); err != nil {
+		if _, err := ecr.NewFromConfig(awsConfig(t, sb, ciRole)).CreateRepository(t.Context(), &ecr.CreateRepositoryInput{RepositoryName: aws.String("locked")}); err != nil {
 			t.Fatal(err)
 		}
 		p, err := NewECR(t.Context(), awsConfig(t, sb, readOnlyRole), "locked")

@@ -76,3 +76,10 @@ func (c *credentials) assume(ctx context.Context, roleARN string) (aws.Config, e
 	}
 	return aws.Config{}, fmt.Errorf("%s: %w", msg, err)
 }
+
+// DestinationConfig is the AWS configuration copy mode writes to d with (d's role, federated or
+// chained; the session itself in its own account), for a plan that checks every destination's
+// credentials before anything is written.
+func DestinationConfig(ctx context.Context, sess *federate.Session, d Destination) (aws.Config, error) {
+	return newCredentials(sess).forDest(ctx, d)
+}

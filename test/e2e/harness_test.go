@@ -27,6 +27,7 @@ import (
 	"github.com/ecrpush/ecrpush/internal/cli"
 	"github.com/ecrpush/ecrpush/internal/federate"
 	"github.com/ecrpush/ecrpush/internal/sandboxtest"
+	"github.com/ecrpush/ecrpush/internal/testenv"
 	"github.com/ecrpush/ecrpush/sandbox"
 	"github.com/ecrpush/ecrpush/sandbox/fault"
 )
@@ -226,7 +227,7 @@ func (h *harness) runCtx(ctx context.Context, label string, e env, secretStdout 
 	if !secretStdout {
 		h.keep(label+": stdout (without ::add-mask:: lines)", unmasked(r.stdout))
 	}
-	h.keep(label+": stderr", r.stderr)
+	h.keep(label+": stderr (without ::add-mask:: lines)", unmasked(r.stderr))
 	h.keep(label+": error line", r.errLine)
 	h.keep(label+": GITHUB_OUTPUT", r.output)
 	h.keep(label+": GITHUB_STEP_SUMMARY", r.summary)
@@ -236,15 +237,7 @@ func (h *harness) runCtx(ctx context.Context, label string, e env, secretStdout 
 
 // unmasked drops the ::add-mask:: lines, the one place a secret is meant to appear (GitHub hides it
 // from the rest of the log).
-func unmasked(stdout string) string {
-	var keep []string
-	for _, line := range strings.Split(stdout, "\n") {
-		if !strings.HasPrefix(line, "::add-mask::") {
-			keep = append(keep, line)
-		}
-	}
-	return strings.Join(keep, "\n")
-}
+func unmasked(out string) string { return testenv.Unmasked(out) }
 
 // noFaults turns fault injection off on every endpoint, so the test's own checks read reliably.
 func (h *harness) noFaults() { h.setFaults(fault.Config{}) }

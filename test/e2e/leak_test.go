@@ -31,8 +31,9 @@ func TestSecretLeak(t *testing.T) {
 	r := h.run("github native", gh, "push", "--role-arn", ciRole, "--source", src, "--repository", "leak/github", "--tag", "v1,latest",
 		"--replicate-to", dests, "--configure-replication")
 	ok("github native", r)
-	if !strings.Contains(r.stdout, "::add-mask::") || !strings.Contains(r.output, digest) || !strings.Contains(r.summary, digest) {
-		t.Errorf("GitHub flow: masks, outputs or summary missing:\nstdout %s\noutput %s\nsummary %s", r.stdout, r.output, r.summary)
+	// Workflow commands go to stderr (the runner reads both streams for them).
+	if !strings.Contains(r.stderr, "::add-mask::") || !strings.Contains(r.output, digest) || !strings.Contains(r.summary, digest) {
+		t.Errorf("GitHub flow: masks, outputs or summary missing:\nstderr %s\noutput %s\nsummary %s", r.stderr, r.output, r.summary)
 	}
 
 	r = h.run("github copy", h.github(), "push", "--role-arn", ciRole, "--source", src, "--repository", "leak/copy", "--tag", "v1",

@@ -323,7 +323,8 @@ func TestReadmeWorkflowRuns(t *testing.T) {
 			t.Errorf("the step summary does not list %s %s:\n%s", row.Account, row.Region, summary)
 		}
 	}
-	if !strings.Contains(r.stdout, "::add-mask::") {
+	// Workflow commands go to stderr; the runner reads both streams for them.
+	if !strings.Contains(r.stderr, "::add-mask::") {
 		t.Error("the step masked nothing, yet it handled credentials and a registry password")
 	}
 	noSecrets(t, sb.Secrets(), r.stdout, map[string]string{"stderr": r.stderr, "GITHUB_OUTPUT": outputText, "GITHUB_STEP_SUMMARY": summary})
@@ -358,6 +359,7 @@ func TestActionInputsReachFlags(t *testing.T) {
 		"kms-key":                   {bad: "alias/not-an-arn"},
 		"platform":                  {bad: "linux"},
 		"jobs":                      {bad: "many"},
+		"dry-run":                   {bad: "perhaps"},
 		"identity":                  {bad: "telepathy"},
 		"audience":                  {bad: "not-the-audience-the-role-trusts"},
 		"role-session-name":         {bad: "not a session name!"},

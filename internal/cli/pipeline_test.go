@@ -1,0 +1,162 @@
+package cli_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
+
+	"github.com/ecrpush/ecrpush/internal/platform"
+	"github.com/ecrpush/ecrpush/internal/replicate"
+	"github.com/ecrpush/ecrpush/sandbox"
+)
+
+// ecrAs is an ECR client for account's registry in region, with a session of role issued by the sandbox.
+func ecrAs(t *testing.T, sb *sandbox.Sandbox, roleARN, region string) *ecr.Client {
+	t.Helper()
+	role, ok := sb.World.Role(roleARN)
+	if !ok {
+		t.Fatalf("no role %s", roleARN)
+	}
+	s := sb.World.Issue(role, "test", time.Hour, false)
+	cfg, err := config.LoadDefaultConfig(t.Context(), config.WithRegion(region),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(s.AccessKeyID, s.SecretAccessKey, s.SessionToken)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ecr.NewFromConfig(cfg)
+}
+
+func registryReplication(t *testing.T, c *ecr.Client) string {
+	t.Helper()
+	out, err := c.DescribeRegistry(t.Context(), &ecr.DescribeRegistryInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(replicate.ConfigJSON(out.ReplicationConfiguration))
+}
+
+// TestPipelinePlansBeforeWriting: a push that stops at the plan leaves the registry exactly as it was,
+// including the replication configuration --configure-replication would have merged.
+func TestPipelinePlansBeforeWriting(t *testing.T) {
+	sb := start(t, nil)
+	t.Setenv("GITHUB_ACTIONS", "")
+	src, _ := layoutSource(t)
+	other, _ := layoutSource(t)
+	ci := ecrAs(t, sb, ciRole, "us-east-1")
+	base := []string{"push", "--role-arn", ciRole, "--identity", "github"}
+	if r := run(t, append(base, "--source", src, "--repository", "team/frozen", "--tag", "v1", "--tag-immutability")...); r.code != 0 {
+		t.Fatalf("first push: %s", r.errLine)
+	}
+	before := registryReplication(t, ci)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"immutable tag elsewhere", []string{"--source", other, "--repository", "team/frozen", "--tag", "v1"}, "immutable"},
+		{"missing repository, creation off", []string{"--source", other, "--repository", "team/missing", "--tag", "v1", "--create-repository=false"}, "team/missing"},
+		{"another partition", []string{"--source", other, "--repository", "team/app", "--tag", "v1", "--replicate-to", "444455556666:cn-north-1"}, "partition"},
+		{"unknown region", []string{"--source", other, "--repository", "team/app", "--tag", "v1", "--replicate-to", "444455556666:eu-west-9"}, "eu-west-1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sb.Log.Reset()
+			args := append(append(base, tc.args...), "--configure-replication")
+			if !strings.Contains(strings.Join(args, " "), "--replicate-to") {
+				args = append(args, "--replicate-to", "444455556666:us-east-1")
+			}
+			r := run(t, args...)
+			if r.code != 2 || !strings.Contains(r.errLine, tc.want) || strings.Count(r.errLine, "\n") != 0 {
+				t.Fatalf("exit %d, want 2 naming %q: %s", r.code, tc.want, r.errLine)
+			}
+			if w := sb.Log.Writes(); len(w) != 0 {
+				t.Errorf("writes despite the refusal: %+v", w)
+			}
+			if after := registryReplication(t, ci); after != before {
+				t.Errorf("replication configuration changed:\n%s\n->\n%s", before, after)
+			}
+		})
+	}
+}
+
+// TestPipelineDryRun prints the plan and writes nothing, even where the push would create a repository
+// and merge a replication rule.
+func TestPipelineDryRun(t *testing.T) {
+	sb := start(t, nil)
+	t.Setenv("GITHUB_ACTIONS", "")
+	src, digest := layoutSource(t)
+	sb.Log.Reset()
+	r := run(t, "push", "--role-arn", ciRole, "--identity", "github", "--source", src, "--repository", "team/my--app", "--tag", "v1",
+		"--replicate-to", "444455556666:us-east-1,777788889999:eu-west-1", "--configure-replication", "--dry-run")
+	if r.code != 0 {
+		t.Fatalf("dry run: %s\n%s", r.errLine, r.stderr)
+	}
+	for _, want := range []string{"nothing written", digest, "create repository team/my--app", "tag v1", "merge a rule for team/my--app", "444455556666"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("plan lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if w := sb.Log.Writes(); len(w) != 0 {
+		t.Errorf("a dry run wrote: %+v", w)
+	}
+	// The same push for real: the repository name with a double dash is valid in ECR.
+	r = run(t, "push", "--role-arn", ciRole, "--identity", "github", "--source", src, "--repository", "team/my--app", "--tag", "v1", "--output", "json")
+	if r.code != 0 {
+		t.Fatalf("push team/my--app: %s", r.errLine)
+	}
+}
+
+// TestPipelineCopySettings: the repository settings reach copy-mode destinations, not only the ci repository.
+func TestPipelineCopySettings(t *testing.T) {
+	sb := start(t, nil)
+	t.Setenv("GITHUB_ACTIONS", "")
+	src, digest := layoutSource(t)
+	r := run(t, "push", "--role-arn", ciRole, "--identity", "github", "--source", src, "--repository", "team/settings", "--tag", "v1",
+		"--tag-immutability", "--scan-on-push=false", "--replication", "copy", "--replicate-to", "444455556666:eu-west-1",
+		"--destination-role-name", "ecrpush-deploy", "--output", "json")
+	if r.code != 0 {
+		t.Fatalf("copy push: %s\n%s", r.errLine, r.stderr)
+	}
+	for _, c := range []struct{ role, region string }{{ciRole, "us-east-1"}, {"arn:aws:iam::444455556666:role/ecrpush-deploy", "eu-west-1"}} {
+		out, err := ecrAs(t, sb, c.role, c.region).DescribeRepositories(t.Context(), &ecr.DescribeRepositoriesInput{RepositoryNames: []string{"team/settings"}})
+		if err != nil {
+			t.Fatalf("%s: %v", c.role, err)
+		}
+		repo := out.Repositories[0]
+		if repo.ImageTagMutability != types.ImageTagMutabilityImmutable || repo.ImageScanningConfiguration == nil || repo.ImageScanningConfiguration.ScanOnPush {
+			t.Errorf("%s in %s: mutability %s, scan %+v; want IMMUTABLE, scan off", aws.ToString(repo.RepositoryUri), c.region, repo.ImageTagMutability, repo.ImageScanningConfiguration)
+		}
+	}
+	var rep platform.Report
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || rep.Digest != digest || len(rep.Replication) != 1 || rep.Replication[0].Status != "COPIED" {
+		t.Errorf("report %v %+v", err, rep)
+	}
+}
+
+// TestPipelineJSONOnGitHub: --output json writes the result to stdout on GitHub too, with the workflow
+// commands on stderr, so `ecrpush push --output json | jq` works in a run: step.
+func TestPipelineJSONOnGitHub(t *testing.T) {
+	start(t, nil)
+	src, digest := layoutSource(t)
+	dir := t.TempDir()
+	t.Setenv("GITHUB_ACTIONS", "true")
+	t.Setenv("GITHUB_OUTPUT", dir+"/output")
+	t.Setenv("GITHUB_STEP_SUMMARY", dir+"/summary")
+	r := run(t, "push", "--role-arn", ciRole, "--identity", "github", "--source", src, "--repository", "team/jq", "--tag", "v1", "--output", "json")
+	if r.code != 0 {
+		t.Fatalf("push: %s\n%s", r.errLine, r.stderr)
+	}
+	var rep platform.Report
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || rep.Digest != digest {
+		t.Fatalf("stdout is not the JSON report (%v):\n%s", err, r.stdout)
+	}
+	if !strings.Contains(readFile(t, dir+"/output"), digest) {
+		t.Error("GitHub outputs not written")
+	}
+}
