@@ -11,19 +11,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	awsecr "github.com/aws/aws-sdk-go-v2/service/ecr"
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/ecrpush/ecrpush/internal/ecr"
 	"github.com/ecrpush/ecrpush/internal/fixable"
 	"github.com/ecrpush/ecrpush/internal/platform"
 	"github.com/ecrpush/ecrpush/sandbox"
@@ -98,14 +92,14 @@ func runDemo(ctx context.Context, stdio IO, output string) error {
 		return err
 	}
 	// Read every copy back from its own registry, with that account's own credentials.
-	landed, err := readBack(ctx, sb, "demo/app", digest)
+	landed, err := sb.ReadBack(ctx, "demo/app", digest)
 	if err != nil {
-		return err
+		return fmt.Errorf("demo: %w", err)
 	}
 	if output != "json" {
 		fmt.Fprintln(stdio.Out, "\nread back from each destination registry (sandbox endpoints), with that account's credentials:")
 		for _, l := range landed {
-			fmt.Fprintf(stdio.Out, "  %-8s %-10s %s  %s\n", sb.AccountName(l.id.Account), l.id.Region, l.digest, l.ref)
+			fmt.Fprintf(stdio.Out, "  %-8s %-10s %s  %s\n", sb.AccountName(l.ID.Account), l.ID.Region, l.Digest, l.Ref)
 		}
 		fmt.Fprintln(stdio.Out, "\nEvery copy has the pushed digest. Try the pipeline yourself: run `go run . sandbox` in one terminal,")
 		fmt.Fprintln(stdio.Out, "paste its export lines into another, then:")
@@ -157,49 +151,4 @@ func writeDemoImage(dir string) (v1.Hash, error) {
 		return v1.Hash{}, err
 	}
 	return idx.Digest()
-}
-
-type landedCopy struct {
-	id     sandbox.RegistryID
-	ref    string
-	digest string
-}
-
-// readBack resolves repo@digest in every prod and staging registry with a registry password obtained by
-// that account's deploy role, and fails unless every copy has the digest.
-func readBack(ctx context.Context, sb *sandbox.Sandbox, repo string, digest v1.Hash) ([]landedCopy, error) {
-	var out []landedCopy
-	for _, id := range sb.RegistryIDs() {
-		if id.Account == sandbox.CIAccount {
-			continue
-		}
-		role, ok := sb.World.Role("arn:aws:iam::" + id.Account + ":role/ecrpush-deploy")
-		if !ok {
-			return nil, fmt.Errorf("demo: no deploy role in %s", id.Account)
-		}
-		sess := sb.World.Issue(role, "demo-readback", 15*time.Minute, false)
-		client := awsecr.New(awsecr.Options{
-			Region:       id.Region,
-			BaseEndpoint: &sb.Endpoints.ECR,
-			Credentials:  credentials.NewStaticCredentialsProvider(sess.AccessKeyID, sess.SecretAccessKey, sess.SessionToken),
-		})
-		tok, err := ecr.GetToken(ctx, client, "")
-		if err != nil {
-			return nil, fmt.Errorf("demo: registry password for %s/%s: %w", id.Account, id.Region, err)
-		}
-		user, pass := tok.Username, tok.Password
-		ref, err := name.NewDigest(strings.TrimPrefix(sb.Endpoints.Registries[id], "http://") + "/" + repo + "@" + digest.String())
-		if err != nil {
-			return nil, err
-		}
-		desc, err := remote.Head(ref, remote.WithContext(ctx), remote.WithAuth(&authn.Basic{Username: user, Password: pass}))
-		if err != nil {
-			return nil, fmt.Errorf("demo: read back %s (%s %s): %w", ref, sb.AccountName(id.Account), id.Region, err)
-		}
-		if desc.Digest != digest {
-			return nil, fmt.Errorf("demo: %s holds %s, want %s", ref, desc.Digest, digest)
-		}
-		out = append(out, landedCopy{id: id, ref: ref.String(), digest: desc.Digest.String()})
-	}
-	return out, nil
 }

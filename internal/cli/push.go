@@ -7,10 +7,8 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
 	"golang.org/x/term"
 
-	"github.com/ecrpush/ecrpush/internal/ecr"
 	"github.com/ecrpush/ecrpush/internal/federate"
 	"github.com/ecrpush/ecrpush/internal/fixable"
 	"github.com/ecrpush/ecrpush/internal/pipeline"
@@ -36,6 +34,7 @@ type pushFlags struct {
 	replication      replicationFlags
 	googleCreds      string // --source-google-credentials (cli/sync.go's sourceKeychain)
 	dryRun           bool
+	ecrDest          bool // validate: the image goes to ECR
 }
 
 func pushCmd() command {
@@ -73,44 +72,13 @@ func (f *pushFlags) validate() error {
 	if len(f.destinations) > 0 {
 		f.destination = f.destinations[0]
 	}
-	for _, d := range f.destinations {
-		repo, err := name.NewRepository(d)
-		if err != nil || strings.ContainsAny(d, "@") || strings.Count(d, ":") > 1 {
-			return fixable.New("--destination %q is not REGISTRY/REPOSITORY (tags go in --tag)", d)
-		}
-		if _, isECR := ecr.ParseHost(repo.RegistryStr()); len(f.destinations) > 1 && isECR {
-			return fixable.New("--destination %q: several destinations work for registries other than ECR; for ECR use --repository with --replicate-to", d)
-		}
+	var err error
+	if f.ecrDest, err = pipeline.CheckTarget(f.repository, f.destinations); err != nil {
+		return err
 	}
-	switch {
-	case f.repository == "" && f.destination == "":
-		return fixable.New("--repository is required: the ECR repository to push to (or --destination REGISTRY/REPO)")
-	case f.repository != "" && f.destination != "":
-		return fixable.New("--repository and --destination are exclusive: use --repository for ECR in the ci account, --destination for a full reference")
-	case f.repository != "":
-		if err := ecr.CheckRepository("--repository", f.repository); err != nil {
-			return err
-		}
-	default:
-		if _, err := name.NewRepository(f.destination); err != nil || strings.Contains(f.destination, "@") || strings.Count(f.destination, ":") > 1 {
-			return fixable.New("--destination %q is not REGISTRY/REPOSITORY (tags go in --tag)", f.destination)
-		}
+	if f.tags, err = pipeline.CheckTags(f.tags); err != nil {
+		return err
 	}
-	if len(f.tags) == 0 {
-		return fixable.New("--tag is required: at least one tag to push (repeatable or comma-separated)")
-	}
-	seen := map[string]bool{}
-	var tags listFlag
-	for _, t := range f.tags {
-		if err := ecr.CheckTag("--tag", t); err != nil {
-			return err
-		}
-		if !seen[t] {
-			seen[t] = true
-			tags = append(tags, t)
-		}
-	}
-	f.tags = tags
 	if f.platform != "" {
 		if _, err := push.ParsePlatform(f.platform); err != nil {
 			return fixable.Wrap(err, fmt.Sprintf("--platform %q must be OS/ARCH[/VARIANT], e.g. linux/amd64 or linux/arm64/v8", f.platform))
@@ -143,14 +111,9 @@ func runPush(ctx context.Context, f *pushFlags, stdio IO, plat platform.Platform
 
 // job turns the validated flags into the pipeline's job.
 func (f *pushFlags) job(stdio IO) (pipeline.Job, error) {
-	ecrDest := f.destination == ""
-	if !ecrDest && len(f.destinations) == 1 {
-		repo, _ := name.NewRepository(f.destination)
-		_, ecrDest = ecr.ParseHost(repo.RegistryStr())
-	}
 	// Identity flags are validated even when unused, so a typo never passes silently.
 	opts, err := f.id.options(stdio)
-	if ecrDest && err != nil {
+	if f.ecrDest && err != nil {
 		return pipeline.Job{}, err
 	}
 	job := pipeline.Job{
