@@ -7,10 +7,18 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+
+	"github.com/ecrpush/ecrpush/internal/progress"
 )
 
-// newLogger logs one plain line per record ("ecrpush: msg key=value"), which reads well in CI logs.
-func newLogger(w io.Writer) *slog.Logger { return slog.New(&lineHandler{w: w, mu: &sync.Mutex{}}) }
+// newLogger logs one plain line per record ("ecrpush: msg key=value"), which reads well in CI logs. On a
+// terminal it writes through the progress bar's renderer, which clears the bar first.
+func newLogger(w io.Writer) *slog.Logger {
+	if isTerminal(w) {
+		w = progress.For(w, true).Writer()
+	}
+	return slog.New(&lineHandler{w: w, mu: &sync.Mutex{}})
+}
 
 type lineHandler struct {
 	w     io.Writer

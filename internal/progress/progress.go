@@ -182,3 +182,17 @@ func human(n int64) string {
 	}
 	return fmt.Sprintf("%.1f %ciB", f, "KMGT"[i-1])
 }
+
+// Writer is the renderer's output for everything else written there (log lines): each write first clears
+// a bar drawn on the terminal, so a line never continues the bar's text; the next tick draws the bar again
+// below it.
+func (r *Renderer) Writer() io.Writer { return lineWriter{r} }
+
+type lineWriter struct{ r *Renderer }
+
+func (l lineWriter) Write(p []byte) (int, error) {
+	l.r.mu.Lock()
+	defer l.r.mu.Unlock()
+	l.r.clearLocked()
+	return l.r.w.Write(p)
+}

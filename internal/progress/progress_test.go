@@ -2,6 +2,7 @@ package progress
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -71,5 +72,22 @@ func TestHuman(t *testing.T) {
 		if got := human(in); got != want {
 			t.Errorf("human(%d) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestLogLinesNeverShareTheBarsLine: a line written while the bar is on screen starts at column 1 of a
+// cleared line, not after the bar's text.
+func TestLogLinesNeverShareTheBarsLine(t *testing.T) {
+	var buf bytes.Buffer
+	r := New(&buf, true, time.Hour)
+	task := r.Start("registry/app", 100, func() int64 { return 50 })
+	r.draw()
+	fmt.Fprintln(r.Writer(), "ecrpush: pushed tags=1")
+	task.Finish(nil)
+	out := buf.String()
+	bar := strings.Index(out, "registry/app")
+	line := strings.Index(out, "ecrpush: pushed")
+	if bar < 0 || line < bar || !strings.HasSuffix(out[:line], "\r\x1b[K") {
+		t.Fatalf("the log line does not start on a cleared line after the bar: %q", out)
 	}
 }
