@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/base64"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -81,7 +82,15 @@ func (a *ecrAccess) token(ctx context.Context, r ecr.Registry) (*ecr.Token, erro
 	}
 	cfg := s.Config.Copy()
 	cfg.Region = r.Region
-	return ecr.GetToken(ctx, ecr.NewClient(cfg, r), r.Account)
+	tok, err := ecr.GetToken(ctx, ecr.NewClient(cfg, r), r.Account)
+	if err != nil {
+		return nil, err
+	}
+	// The password and the Basic form clients send (base64 USER:PASSWORD) are both secrets.
+	mask := a.stdio.platform().Mask
+	mask(tok.Password)
+	mask(base64.StdEncoding.EncodeToString([]byte(tok.Username + ":" + tok.Password)))
+	return tok, nil
 }
 
 // key names the identity behind a token without federating: the role (or the default chain's profile),

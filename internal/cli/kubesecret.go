@@ -72,6 +72,12 @@ func kubeSecretCmd() command {
 				log.Warn("the registry token expires before a 6-hourly refresh replaces it: ECR tokens last at most 12h and no longer than the role session; pass --role-duration 12h (and raise the role's maximum session duration) or refresh more often",
 					"expires", expires.UTC().Format(time.RFC3339), "in", left.Round(time.Minute).String())
 			}
+			// Every form of the secret is masked before the manifest could print it.
+			payload, err := kubesecret.Payload(auths)
+			if err != nil {
+				return err
+			}
+			stdio.platform().Mask(payload)
 			b, err := kubesecret.Manifest(*namespace, *secretName, auths, expires, *output == "json")
 			if err != nil {
 				return err

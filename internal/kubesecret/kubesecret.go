@@ -67,6 +67,16 @@ func Validate(namespace, name string) error {
 	return nil
 }
 
+// Payload is the Secret's .dockerconfigjson value: the base64 of the docker config for auths. It is
+// a secret as a whole (a GitHub mask must cover it, not only the passwords inside).
+func Payload(auths map[string]Auth) (string, error) {
+	cfg, err := json.Marshal(Config(auths))
+	if err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(cfg), nil
+}
+
 // Manifest renders the Secret as YAML (JSON when asJSON). expires is the earliest token expiry.
 func Manifest(namespace, name string, auths map[string]Auth, expires time.Time, asJSON bool) ([]byte, error) {
 	if err := Validate(namespace, name); err != nil {
@@ -75,11 +85,10 @@ func Manifest(namespace, name string, auths map[string]Auth, expires time.Time, 
 	if len(auths) == 0 {
 		return nil, fixable.New("no registries: pass --registry HOST at least once")
 	}
-	cfg, err := json.Marshal(Config(auths))
+	data, err := Payload(auths)
 	if err != nil {
 		return nil, err
 	}
-	data := base64.StdEncoding.EncodeToString(cfg)
 	exp := expires.UTC().Format(time.RFC3339)
 	hosts := make([]string, 0, len(auths))
 	for h := range auths {
