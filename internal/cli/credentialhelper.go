@@ -16,6 +16,7 @@ import (
 	"github.com/ecrpush/ecrpush/internal/ecr"
 	"github.com/ecrpush/ecrpush/internal/federate"
 	"github.com/ecrpush/ecrpush/internal/fixable"
+	"github.com/ecrpush/ecrpush/internal/pipeline"
 )
 
 // HelperName is the program name docker looks for when a config says "credsStore": "ecrpush" or
@@ -65,7 +66,8 @@ func (a *ecrAccess) session(ctx context.Context, region string) (*federate.Sessi
 		return nil, err
 	}
 	opts.Logger = a.log
-	s, err := federate.Federate(ctx, opts)
+	// No log group: docker runs the helper and reads its stdout; the masks come with opts.
+	s, err := pipeline.Identity(ctx, pipeline.Env{Log: a.log}, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -88,20 +88,15 @@ func (r *run) identity(ctx context.Context) error {
 	if !r.ecrDest && r.job.SourceKeychain == nil {
 		return nil
 	}
+	if !r.ecrDest {
+		// Only the source may need AWS (Google credentials from AWS): the default chain is enough.
+		return nil
+	}
 	opts := r.job.Identity
 	if r.destRegion != "" {
 		opts.Region = r.destRegion
 	}
-	if opts.Mask == nil {
-		opts.Mask = r.env.Platform.Mask
-	}
-	if !r.ecrDest {
-		// Only the source needs AWS (Google credentials from AWS): the default chain is enough.
-		return nil
-	}
-	end := r.env.Platform.Group("Federate")
-	defer end()
-	sess, err := federate.Federate(ctx, opts)
+	sess, err := Identity(ctx, r.env, opts)
 	if err != nil {
 		return err
 	}
@@ -110,6 +105,20 @@ func (r *run) identity(ctx context.Context) error {
 		r.log.Info("pushing into another account's registry", "registry", r.destAccount, "identity", sess.Account)
 	}
 	return nil
+}
+
+// Identity is the pipeline's first stage, for every command that talks to AWS: federate the CI identity
+// (or use the AWS chain), masking every token, key and session token through the platform as it is
+// obtained.
+func Identity(ctx context.Context, env Env, opts federate.Options) (*federate.Session, error) {
+	if opts.Mask == nil && env.Platform != nil {
+		opts.Mask = env.Platform.Mask
+	}
+	if env.Platform != nil {
+		end := env.Platform.Group("Federate")
+		defer end()
+	}
+	return federate.Federate(ctx, opts)
 }
 
 // source opens and reads the image once; every destination shares what it read.

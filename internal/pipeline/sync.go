@@ -30,13 +30,7 @@ type SyncJob struct {
 // Sync runs the pipeline for a mirror file: identity, the replication plan (read only), the rule (when
 // asked), then every image (pushed with the same settings as push's, replicated as push replicates).
 func Sync(ctx context.Context, env Env, job SyncJob) ([]mirror.Result, *mirror.Lock, error) {
-	opts := job.Identity
-	if opts.Mask == nil {
-		opts.Mask = env.Platform.Mask
-	}
-	end := env.Platform.Group("Federate")
-	sess, err := federate.Federate(ctx, opts)
-	end()
+	sess, err := Identity(ctx, env, job.Identity)
 	if err != nil {
 		return nil, nil, err
 	}
