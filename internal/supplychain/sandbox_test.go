@@ -430,4 +430,3 @@ func TestFindingsGate(t *testing.T) {
 		t.Fatalf("no scan: %v", err)
 	}
 }
-
