@@ -120,3 +120,28 @@ func TestMarkdownStaysInItsCells(t *testing.T) {
 		t.Fatalf("row %q", row)
 	}
 }
+
+func TestOptions(t *testing.T) {
+	o, err := ParseOptions("signatures", true, true, "high")
+	if err != nil || o.FailOnSeverity != "HIGH" || !o.Referrers.Includes(Signature, "") || o.Referrers.Includes(SBOM, "") {
+		t.Fatalf("%+v %v", o, err)
+	}
+	if _, err := ParseOptions("all", false, false, "severe"); !fixable.Is(err) {
+		t.Fatalf("bad severity: %v", err)
+	}
+	for _, tc := range []struct {
+		o    Options
+		p    Plan
+		fail bool
+	}{
+		{Options{Referrers: None(), RequireReferrers: true}, Plan{ECR: true}, true},
+		{Options{FailOnSeverity: "HIGH"}, Plan{ECR: false}, true},
+		{Options{FailOnSeverity: "HIGH"}, Plan{ECR: true, Creates: true, ScanOnPush: false}, true},
+		{Options{FailOnSeverity: "HIGH"}, Plan{ECR: true, Creates: false}, false},
+		{Options{Referrers: None(), RequireSignature: true}, Plan{ECR: true}, false}, // managed signatures replicate by themselves
+	} {
+		if err := tc.o.Check(tc.p); (err != nil) != tc.fail || (err != nil && !fixable.Is(err)) {
+			t.Errorf("%+v with %+v: %v", tc.o, tc.p, err)
+		}
+	}
+}

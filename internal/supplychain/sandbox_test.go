@@ -2,7 +2,10 @@ package supplychain_test
 
 import (
 	"context"
+	"io"
+	"log"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -429,4 +434,56 @@ func TestFindingsGate(t *testing.T) {
 	if !fixable.Is(err) || !strings.Contains(err.Error(), "no scan") {
 		t.Fatalf("no scan: %v", err)
 	}
+}
+
+// sync's path: a registry source's referrers (found through its referrers API) pushed after the image
+// to ECR, as push.Referrers + Push do for any source.
+func TestRegistrySourceReferrersToECR(t *testing.T) {
+	w := start(t)
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(true)))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	img, _ := ocitest.LabeledImage(nil)
+	subj, _ := ocitest.Describe(img)
+	upstream := host + "/library/app"
+	for ref, x := range map[string]v1.Image{":1.0": img, "@" + digestOf(t, ocitest.SBOM(subj)): ocitest.SBOM(subj), "@" + digestOf(t, ocitest.Signature(subj)): ocitest.Signature(subj)} {
+		r, err := name.ParseReference(upstream + ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(r, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src, err := push.ParseSource(upstream + ":1.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := src.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs, err := push.Referrers(ctx, src, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := publish(t, w.sess.Config, "mirror/app", a)
+	sboms, _ := supplychain.ParseSelection("sboms")
+	carried, err := supplychain.Push(ctx, pub, refs, sboms)
+	if err != nil || len(carried) != 1 || carried[0].Kind != supplychain.SBOM {
+		t.Fatalf("carried %+v, %v", carried, err)
+	}
+	got, err := w.registry(w.sess.Config, "mirror/app", "ci").Referrers(ctx, a.Digest)
+	if err != nil || len(got) != 1 || got[0].ArtifactType != ocitest.SPDX {
+		t.Fatalf("in ECR: %+v, %v", got, err)
+	}
+}
+
+func digestOf(t *testing.T, img v1.Image) string {
+	t.Helper()
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.String()
 }

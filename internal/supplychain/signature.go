@@ -41,41 +41,58 @@ type SignatureOptions struct {
 }
 
 // RequireSignature waits until the pushed digest has a signature referrer in the ci registry and at
-// every destination (read with each one's own credentials). In the ci registry it first follows ECR
-// managed signing (DescribeImageSigningStatus) until every matching profile is COMPLETE or one FAILED,
-// since the managed signature appears only then. A signature still missing after the timeout, or a
-// FAILED signing, is a fixable error of one line; no key is ever involved here.
+// every destination (read with each one's own credentials): CISignature, then DestinationSignatures.
 func RequireSignature(ctx context.Context, ci *Registry, dests []*Registry, digest v1.Hash, o SignatureOptions) ([]SignatureCheck, error) {
+	c, err := CISignature(ctx, ci, digest, o)
+	if err != nil {
+		return []SignatureCheck{c}, err
+	}
+	rest, err := DestinationSignatures(ctx, dests, digest, c, o)
+	return append([]SignatureCheck{c}, rest...), err
+}
+
+// CISignature waits for a signature of digest in the ci registry. It first follows ECR managed signing
+// (DescribeImageSigningStatus) until every matching profile is COMPLETE or one FAILED, since the
+// managed signature appears only then. A signature still missing after the timeout, or a FAILED
+// signing, is a fixable error of one line; no key is ever involved here. Copy mode calls it before
+// copying, so that a managed signature is there to be copied.
+func CISignature(ctx context.Context, ci *Registry, digest v1.Hash, o SignatureOptions) (SignatureCheck, error) {
 	timeout, interval := orDefault(o.Timeout, 5*time.Minute), orDefault(o.Interval, 5*time.Second)
-	ciCheck := SignatureCheck{Registry: ci.Name}
+	c := SignatureCheck{Registry: ci.Name}
 	if ci.API != nil {
 		st, err := waitManagedSigning(ctx, ci, digest, timeout, interval)
-		ciCheck.Managed = st
+		c.Managed = st
 		if err != nil {
-			return []SignatureCheck{ciCheck}, withPushed(err, o.Pushed)
+			return c, withPushed(err, o.Pushed)
 		}
 	}
 	sigs, err := waitSignature(ctx, ci, digest, timeout, interval)
-	ciCheck.Signatures = sigs
-	checks := []SignatureCheck{ciCheck}
-	if err != nil {
-		if errors.Is(err, errTimeout) {
-			return checks, fixable.New("--require-signature: %s has no signature in %s after %s%s: sign it before or as it is pushed (cosign sign, notation sign) or turn on ECR managed signing for the repository",
-				ci.Repo.RepositoryStr()+"@"+digest.String(), ci.Name, timeout, pushedNote(o.Pushed))
-		}
-		return checks, withPushed(err, o.Pushed)
+	c.Signatures = sigs
+	switch {
+	case errors.Is(err, errTimeout):
+		return c, fixable.New("--require-signature: %s has no signature in %s after %s%s: sign it before or as it is pushed (cosign sign, notation sign) or turn on ECR managed signing for the repository",
+			ci.Repo.RepositoryStr()+"@"+digest.String(), ci.Name, timeout, pushedNote(o.Pushed))
+	case err != nil:
+		return c, withPushed(err, o.Pushed)
 	}
-	rest := make([]SignatureCheck, len(dests))
+	return c, nil
+}
+
+// DestinationSignatures waits, at every destination at once, for a signature of digest; ci is what
+// CISignature found. Destinations still without one after the timeout make one fixable error naming
+// them all.
+func DestinationSignatures(ctx context.Context, dests []*Registry, digest v1.Hash, ci SignatureCheck, o SignatureOptions) ([]SignatureCheck, error) {
+	timeout, interval := orDefault(o.Timeout, 5*time.Minute), orDefault(o.Interval, 5*time.Second)
+	checks := make([]SignatureCheck, len(dests))
 	errs := make([]error, len(dests))
 	var wg sync.WaitGroup
 	for i, d := range dests {
 		wg.Go(func() {
-			rest[i] = SignatureCheck{Registry: d.Name}
-			rest[i].Signatures, errs[i] = waitSignature(ctx, d, digest, timeout, interval)
+			checks[i] = SignatureCheck{Registry: d.Name}
+			checks[i].Signatures, errs[i] = waitSignature(ctx, d, digest, timeout, interval)
 		})
 	}
 	wg.Wait()
-	checks = append(checks, rest...)
 	var lacking, broken []string
 	for i, err := range errs {
 		switch {
@@ -86,10 +103,14 @@ func RequireSignature(ctx context.Context, ci *Registry, dests []*Registry, dige
 			broken = append(broken, fmt.Sprintf("%s (%v)", dests[i].Name, err))
 		}
 	}
+	has := ""
+	if len(ci.Signatures) > 0 {
+		has = " (" + ci.Registry + " has " + ci.Signatures[0].Digest + ")"
+	}
 	switch {
 	case len(lacking) > 0:
-		return checks, fixable.New("--require-signature: %s has no signature of %s after %s (the ci registry has %s)%s: replicate the signature too (it must be pushed after replication is configured, or use --replication copy)",
-			strings.Join(lacking, ", "), digest, timeout, sigs[0].Digest, pushedNote(o.Pushed))
+		return checks, fixable.New("--require-signature: %s has no signature of %s after %s%s%s: replicate the signature too (it must be pushed after replication is configured, or use --replication copy)",
+			strings.Join(lacking, ", "), digest, timeout, has, pushedNote(o.Pushed))
 	case len(broken) > 0:
 		err := fmt.Errorf("--require-signature: could not read %s", strings.Join(broken, ", "))
 		for _, e := range errs {
