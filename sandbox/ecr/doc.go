@@ -43,7 +43,7 @@
 // supplychain.go). [doc] = stated by AWS (page named), [assumed] = the sandbox's choice.
 //   - [doc] ECR implements OCI 1.1 referrers: GET /v2/<name>/referrers/<digest> and ListImageReferrers
 //     (SDK aws-sdk-go-v2/service/ecr v1.53.0+, API_ListImageReferrers: filter.artifactTypes,
-//     filter.artifactStatus ACTIVE|ARCHIVED|ACTIVATING|ANY, maxResults 1–50; needs ecr:BatchGetImage;
+//     filter.artifactTypes at most 5, filter.artifactStatus ACTIVE|ARCHIVED|ACTIVATING|ANY, maxResults 1–50; needs ecr:BatchGetImage;
 //     errors InvalidParameter, RepositoryNotFound, Server, Validation — no ImageNotFound, so an unknown
 //     subject lists nothing). Page size when maxResults is absent: the SDK says 20, the API reference
 //     page 50; the sandbox uses 20.
@@ -55,6 +55,9 @@
 //     before replication was configured is not replicated (backfill territory). No AWS page says
 //     whether a referrer's replication shows in DescribeImageReplicationStatus of its subject: here it
 //     is only in its own digest's statuses.
+//   - [rep] ECR has answered 405 UNSUPPORTED to some OCI 1.1 referrer manifests (aws/containers-roadmap
+//     #2306: sigstore bundle media types; #2783: oras copy -r of an SPDX referrer of an index). The
+//     sandbox accepts every well-formed manifest, so such a refusal shows only against AWS.
 //   - [assumed] The registry endpoint honours ?artifactType= and answers OCI-Filters-Applied:
 //     artifactType (the distribution spec's SHOULD; AWS does not say); a subject nobody refers to
 //     answers 200 with an empty index (spec); a PUT of a manifest with a subject answers OCI-Subject.

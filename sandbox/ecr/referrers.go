@@ -153,6 +153,9 @@ func opListImageReferrers(c *call) (any, *apiError) {
 			status = in.Filter.ArtifactStatus
 		}
 	}
+	if len(types) > 5 {
+		return nil, invalidParam("filter.artifactTypes", "Member must have length less than or equal to 5")
+	}
 	switch status {
 	case "ACTIVE", "ARCHIVED", "ACTIVATING", "ANY":
 	default:
