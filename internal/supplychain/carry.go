@@ -139,3 +139,18 @@ func copyOne(ctx context.Context, src, dst *Registry, a Artifact) error {
 	}
 	return nil
 }
+
+// Subjects are the digests referrers of a may name: a itself and, for an index, every manifest in it
+// (cosign sign --recursive signs each platform image).
+func Subjects(a *push.Artifact) []v1.Hash {
+	out := []v1.Hash{a.Digest}
+	if a.Index == nil {
+		return out
+	}
+	if im, err := a.Index.IndexManifest(); err == nil {
+		for _, d := range im.Manifests {
+			out = append(out, d.Digest)
+		}
+	}
+	return out
+}
