@@ -23,6 +23,9 @@ type Artifact struct {
 	MediaType types.MediaType
 	Image     v1.Image
 	Index     v1.ImageIndex
+	// DroppedAttestations are the index's BuildKit attestation manifests for the image SelectPlatform
+	// picked: they describe it but live only in the index, so a single-platform push leaves them out.
+	DroppedAttestations []v1.Descriptor
 }
 
 // ImageArtifact wraps an image.
@@ -280,6 +283,11 @@ func (a *Artifact) SelectPlatform(p v1.Platform) (*Artifact, error) {
 	}
 	if out.Digest != match[0].Digest {
 		return nil, fmt.Errorf("%s: image for %s has digest %s, the index says %s", a.Name, p, out.Digest, match[0].Digest)
+	}
+	for _, d := range im.Manifests {
+		if isAttestation(d) && d.Annotations["vnd.docker.reference.digest"] == out.Digest.String() {
+			out.DroppedAttestations = append(out.DroppedAttestations, d)
+		}
 	}
 	return out, nil
 }

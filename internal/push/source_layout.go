@@ -127,7 +127,9 @@ func loadLayout(display, dir string, r pathRef, o *sourceOptions) (*Artifact, er
 				match = append(match, d)
 			}
 		default:
-			match = append(match, d)
+			if !isReferrerEntry(top, d) { // signatures, SBOMs beside the image (referrers.go)
+				match = append(match, d)
+			}
 		}
 	}
 	if len(match) != 1 {

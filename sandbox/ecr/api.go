@@ -53,7 +53,7 @@ func (s *Service) ops() map[string]opFunc {
 // APIHandler serves the ECR API (AWS JSON 1.1) for every account and region: the region is
 // the one the request is signed for, the account the caller's.
 func (s *Service) APIHandler() http.Handler {
-	ops := s.ops()
+	ops := supplyChainOps(s.ops())
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		reqID := randomUUID()
 		aerr := s.serveAPI(w, r, reqID, ops)

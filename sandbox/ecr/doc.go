@@ -38,4 +38,53 @@
 //     ecr:CreateRepository), DestinationRegistryNotFound (not run by this sandbox),
 //     ImageTagImmutable (the destination refuses to move the tag), SourceImageNotFound,
 //     ReplicationQueueFull, InternalError. Replicated images are not replicated again.
+//
+// Supply chain: referrers, managed signing, scanning (referrers.go, signing.go, findings.go,
+// supplychain.go). [doc] = stated by AWS (page named), [assumed] = the sandbox's choice.
+//   - [doc] ECR implements OCI 1.1 referrers: GET /v2/<name>/referrers/<digest> and ListImageReferrers
+//     (SDK aws-sdk-go-v2/service/ecr v1.53.0+, API_ListImageReferrers: filter.artifactTypes,
+//     filter.artifactTypes at most 5, filter.artifactStatus ACTIVE|ARCHIVED|ACTIVATING|ANY, maxResults 1–50; needs ecr:BatchGetImage;
+//     errors InvalidParameter, RepositoryNotFound, Server, Validation — no ImageNotFound, so an unknown
+//     subject lists nothing). Page size when maxResults is absent: the SDK says 20, the API reference
+//     page 50; the sandbox uses 20.
+//   - [doc] "ECR's replication feature supports referrers, copying artifacts to destination regions and
+//     accounts so they are ready to use alongside replicated images" (What's New, 2024-06-27, "Amazon
+//     ECR supports OCI Image and Distribution specification version 1.1"). [assumed] how: each
+//     referrer push replicates like any push (its own replication, after its subject's when pushed
+//     after it), under the same rules and filters; the sandbox does exactly that, so a referrer pushed
+//     before replication was configured is not replicated (backfill territory). No AWS page says
+//     whether a referrer's replication shows in DescribeImageReplicationStatus of its subject: here it
+//     is only in its own digest's statuses.
+//   - [rep] ECR has answered 405 UNSUPPORTED to some OCI 1.1 referrer manifests (aws/containers-roadmap
+//     #2306: sigstore bundle media types; #2783: oras copy -r of an SPDX referrer of an index). The
+//     sandbox accepts every well-formed manifest, so such a refusal shows only against AWS.
+//   - [assumed] The registry endpoint honours ?artifactType= and answers OCI-Filters-Applied:
+//     artifactType (the distribution spec's SHOULD; AWS does not say); a subject nobody refers to
+//     answers 200 with an empty index (spec); a PUT of a manifest with a subject answers OCI-Subject.
+//   - [doc] Managed signing (user guide managed-signing.html; API PutSigningConfiguration,
+//     GetSigningConfiguration, DeleteSigningConfiguration, DescribeImageSigningStatus): rules name a
+//     Signer profile (ARN pattern from the model) and optional WILDCARD_MATCH filters (no filters: every
+//     repository), at most 10 rules and 100 filters per rule; images are signed as they are pushed, one
+//     status per matching profile, IN_PROGRESS → COMPLETE | FAILED with failureCode/failureReason;
+//     GetSigningConfiguration without one → SigningConfigurationNotFoundException. Signatures are
+//     stored in the repository as referrers and count as images (image-signing.html).
+//     [assumed] the signature's shape: a Notary Project signature (artifactType
+//     application/vnd.cncf.notary.signature, empty config, one application/jose+json layer) — AWS
+//     Signer's container signing is Notation-based, but the page does not spell the manifest out. The
+//     sandbox's envelope is not a real signature. Signing is synchronous unless
+//     SetSupplyChainDelays gives it a delay; failures come only from FailSigning (no Signer here;
+//     failure codes are undocumented). Referrers are not signed; every other pushed manifest (an index
+//     and each of its children) is; replicated images are not signed again at the destination, and
+//     their DescribeImageSigningStatus is empty — the replicated signature referrer is what carries
+//     the signature there.
+//   - [doc] DescribeImageScanFindings shapes (API reference, SDK types): basic findings[] (name,
+//     severity, uri, attributes package_name/package_version/CVSS2_*), enhanced enhancedFindings[]
+//     (Amazon Inspector: packageVulnerabilityDetails.vulnerablePackages[].fixedInVersion, score,
+//     severity, status ACTIVE, resources), findingSeverityCounts, ScanNotFoundException when no scan
+//     ran, severities CRITICAL|HIGH|MEDIUM|LOW|INFORMATIONAL|UNDEFINED. [assumed] statuses: basic
+//     IN_PROGRESS then COMPLETE, enhanced PENDING then ACTIVE ("Scan on push is selected for image." /
+//     "Continuous scan is selected for image."); an index, an artifact or an attestation manifest is
+//     UNSUPPORTED_IMAGE; registry scanning rules (WILDCARD filters) win over a repository's scanOnPush
+//     once any rule exists. Findings are seeded from the image config label
+//     org.ecrpush.sandbox.findings ("HIGH=1,LOW=2"), deterministic per digest; no label: clean.
 package ecr

@@ -58,6 +58,8 @@ func parseRoute(r *http.Request) (route, bool) {
 			action = "ecr:CompleteLayerUpload"
 		}
 		return route{kind: "upload", repo: name(3), ref: segs[n-1], action: action}, true
+	case n >= 3 && segs[n-2] == "referrers": // OCI 1.1 referrers (referrers.go)
+		return route{kind: "referrers", repo: name(2), ref: segs[n-1], action: "ecr:BatchGetImage"}, true
 	case n >= 3 && segs[n-2] == "blobs":
 		action := "ecr:GetDownloadUrlForLayer"
 		if r.Method == http.MethodHead {
@@ -121,6 +123,8 @@ func (rg *registry) serve(w http.ResponseWriter, r *http.Request) *regError {
 		return rg.serveBlob(w, r, rt)
 	case "uploads":
 		return rg.serveUploadStart(w, r, rt, tok)
+	case "referrers":
+		return rg.serveReferrers(w, r, rt)
 	default:
 		return rg.serveUpload(w, r, rt)
 	}

@@ -91,6 +91,9 @@ func (rg *registry) putManifestHTTP(w http.ResponseWriter, r *http.Request, rt r
 		rg.s.repl.onPush(rg, rt.repo, p.digest, tag)
 	}
 	h := w.Header()
+	if s := subjectOf(p.body); s != "" { // the distribution spec's MUST for registries with the referrers API
+		h.Set("OCI-Subject", s)
+	}
 	h.Set("Location", "/v2/"+rt.repo+"/manifests/"+p.digest)
 	h.Set("Docker-Content-Digest", p.digest)
 	h.Set("Content-Length", "0")

@@ -159,6 +159,7 @@ func newReplicator(s *Service) *replicator {
 
 // onPush starts replication of a manifest that just landed in src (registry PUT or PutImage).
 func (rp *replicator) onPush(src *registry, repo, digest, tag string) {
+	defer rp.s.afterPush(src, repo, digest) // scan on push and managed signing (supplychain.go)
 	dests := destinationsFor(src.replicationConfig(), src.id, repo)
 	for _, d := range dests {
 		st := ImageReplicationStatus{Region: d.Region, RegistryID: d.RegistryID, Status: StatusInProgress}

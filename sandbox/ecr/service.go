@@ -51,6 +51,7 @@ type Service struct {
 	registries map[RegistryID]*registry
 	tokens     *tokenStore
 	repl       *replicator
+	sc         supplyChain // managed signing and scanning (supplychain.go)
 
 	closeOnce sync.Once
 }
