@@ -14,6 +14,7 @@ import (
 	"github.com/ecrpush/ecrpush/internal/pipeline"
 	"github.com/ecrpush/ecrpush/internal/platform"
 	"github.com/ecrpush/ecrpush/internal/push"
+	"github.com/ecrpush/ecrpush/internal/supplychain"
 )
 
 // pushFlags are push's flags; replication flags live in pushReplicationFlags.
@@ -35,6 +36,11 @@ type pushFlags struct {
 	googleCreds      string // --source-google-credentials (cli/sync.go's sourceKeychain)
 	dryRun           bool
 	ecrDest          bool // validate: the image goes to ECR
+	referrers        string
+	requireReferrers bool
+	requireSignature bool
+	failOnSeverity   string
+	supply           supplychain.Options // validate: parsed from the four flags above
 }
 
 func pushCmd() command {
@@ -52,6 +58,10 @@ func pushCmd() command {
 		fs.StringVar(&f.platform, "platform", "", "push only this platform of a multi-arch source: OS/ARCH[/VARIANT]")
 		fs.IntVar(&f.jobs, "jobs", push.DefaultJobs, "parallel blob uploads")
 		fs.StringVar(&f.output, "output", "text", "report format: text, or json (written to stdout on every platform, beside GitHub outputs and Cloud Build's file)")
+		fs.StringVar(&f.referrers, "referrers", "all", "what travels with the image from the source: all, none, or signatures,sboms,attestations (or artifact types)")
+		fs.BoolVar(&f.requireReferrers, "require-referrers", false, "fail (exit 2) when a replication destination lacks a referrer the ci registry holds (else a warning)")
+		fs.BoolVar(&f.requireSignature, "require-signature", false, "wait for a signature referrer (e.g. ECR managed signing) on the pushed digest in the ci registry and every destination; fail without one")
+		fs.StringVar(&f.failOnSeverity, "fail-on-severity", "", "wait for ECR's scan on push and fail (exit 2, after pushing) on findings of this severity or worse: CRITICAL, HIGH, MEDIUM, LOW, INFORMATIONAL")
 		fs.BoolVar(&f.dryRun, "dry-run", false, "federate, read the source and check every destination, then print the plan (what would be created, merged, uploaded, tagged) and write nothing")
 		fs.StringVar(&f.googleCreds, "source-google-credentials", "", "Google credential configuration for reading the source (Artifact Registry from AWS: an AWS-sourced workload identity federation config)")
 		f.replication.register(fs)
@@ -83,6 +93,9 @@ func (f *pushFlags) validate() error {
 		if _, err := push.ParsePlatform(f.platform); err != nil {
 			return fixable.Wrap(err, fmt.Sprintf("--platform %q must be OS/ARCH[/VARIANT], e.g. linux/amd64 or linux/arm64/v8", f.platform))
 		}
+	}
+	if f.supply, err = supplychain.ParseOptions(f.referrers, f.requireReferrers, f.requireSignature, f.failOnSeverity); err != nil {
+		return err
 	}
 	if f.jobs < 1 || f.jobs > 64 {
 		return fixable.New("--jobs %d is out of range: 1 to 64", f.jobs)
@@ -127,7 +140,9 @@ func (f *pushFlags) job(stdio IO) (pipeline.Job, error) {
 		Upload:        pipeline.Upload{Jobs: f.jobs},
 		Replication: pipeline.Replication{To: f.replication.to, Mode: f.replication.mode, Configure: f.replication.configure,
 			Prefix: f.replication.prefix, Timeout: f.replication.timeout, RoleName: f.replication.roleName},
-		DryRun: f.dryRun,
+		SupplyChain: f.supply,
+		Platform:    f.platform,
+		DryRun:      f.dryRun,
 	}
 	if f.platform != "" {
 		p, _ := push.ParsePlatform(f.platform)

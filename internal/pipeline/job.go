@@ -11,6 +11,7 @@ import (
 	"github.com/ecrpush/ecrpush/internal/federate"
 	"github.com/ecrpush/ecrpush/internal/platform"
 	"github.com/ecrpush/ecrpush/internal/push"
+	"github.com/ecrpush/ecrpush/internal/supplychain"
 )
 
 // Settings are the repository settings every ECR repository ecrpush creates gets: the ci repository,
@@ -66,7 +67,10 @@ type Job struct {
 	Settings       Settings
 	Upload         Upload
 	Replication    Replication
-	DryRun         bool
+	// SupplyChain: which referrers travel, what must be verified, the findings gate.
+	SupplyChain supplychain.Options
+	Platform    string // --platform, for the warning about attestations it leaves out
+	DryRun      bool
 }
 
 // Env is the edge the pipeline reports to: set up once per command.

@@ -18,6 +18,7 @@ import (
 	"github.com/ecrpush/ecrpush/internal/platform"
 	"github.com/ecrpush/ecrpush/internal/push"
 	"github.com/ecrpush/ecrpush/internal/replicate"
+	"github.com/ecrpush/ecrpush/internal/supplychain"
 )
 
 // Push runs the whole pipeline for one image and returns its report (nil for a dry run).
@@ -50,6 +51,10 @@ func Push(ctx context.Context, env Env, job Job) (*platform.Report, error) {
 	}
 	report := r.report(res)
 	report.Replication, err = r.wait(ctx, p, res)
+	if err == nil {
+		err = r.afterReplication(ctx, p, res, report.Replication)
+	}
+	report.Report = r.supply // the supply-chain part, inlined in the JSON
 	report.Seconds = time.Since(r.start).Seconds()
 	if rerr := env.Platform.Report(report); rerr != nil {
 		r.log.Warn("report: " + rerr.Error())
@@ -70,6 +75,8 @@ type run struct {
 	sess         *federate.Session
 	art          *push.Artifact
 	sourceString string
+	refs         []*push.Referrer    // the source's referrers that travel with the image
+	supply       *supplychain.Report // referrers carried, signatures, findings
 }
 
 // identity decides where the image goes and, for ECR, federates the ci identity (masking every secret
@@ -143,7 +150,7 @@ func (r *run) source(ctx context.Context) (push.Source, error) {
 	}
 	r.art, r.sourceString = art, src.String()
 	r.log.Info("source loaded", "image", src.String(), "digest", art.Digest.String(), "mediaType", string(art.MediaType))
-	return src, nil
+	return src, r.sourceReferrers(ctx, src)
 }
 
 // pushOptions are every destination's options: settings, upload, logging and progress.
@@ -184,7 +191,7 @@ func (r *run) write(ctx context.Context, p *Plan) (*push.Result, error) {
 	defer end()
 	var results []*push.Result
 	var errs []error
-	for _, t := range p.Targets {
+	for i, t := range p.Targets {
 		res, err := t.plan.Publish(ctx)
 		if err != nil {
 			errs = append(errs, err)
@@ -192,6 +199,9 @@ func (r *run) write(ctx context.Context, p *Plan) (*push.Result, error) {
 		}
 		results = append(results, res)
 		written = append(written, "pushed "+res.Ref)
+		if err := r.pushReferrers(ctx, p.pubs[i]); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if len(errs) > 0 {
 		return nil, wroteBefore(errors.Join(errs...), written)

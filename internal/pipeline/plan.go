@@ -109,6 +109,9 @@ func (r *run) plan(ctx context.Context) (*Plan, error) {
 		}
 		p.Targets = append(p.Targets, Target{Plan: pp, plan: pp})
 	}
+	if err := r.checkSupplyChain(p); err != nil {
+		return p, err
+	}
 	if r.ecrDest {
 		rp, err := r.planReplication(ctx, repoName)
 		if err != nil {

@@ -3,10 +3,12 @@ package platform
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/ecrpush/ecrpush/internal/replicate"
 	"io"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/ecrpush/ecrpush/internal/replicate"
+	"github.com/ecrpush/ecrpush/internal/supplychain"
 )
 
 // Report is the result of a push: the same data goes to GitHub outputs, the Cloud Build output file
@@ -25,6 +27,9 @@ type Report struct {
 	BytesSkipped  int64     `json:"bytesSkipped"`
 	Seconds       float64   `json:"seconds"`
 	Replication   []Replica `json:"replication"`
+	// SupplyChain is what travelled with the image: referrers carried, attestations --platform left
+	// out, signature checks, findings when gated (its fields are inlined in the JSON).
+	*supplychain.Report
 }
 
 // Image is one pushed image: its URI by digest and the tags pointing at it.
@@ -78,7 +83,12 @@ func (r *Report) WriteText(w io.Writer) error {
 			}
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%.1f\t%s\n", d.Account, d.Region, st, d.Seconds, d.URI)
 		}
-		return tw.Flush()
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if r.Report != nil {
+		return r.Report.WriteText(w)
 	}
 	return nil
 }
@@ -97,6 +107,9 @@ func (r *Report) Markdown() string {
 			st += " (`" + d.FailureCode + "`)"
 		}
 		fmt.Fprintf(&b, "| %s | %s | `%s` | %s | %.1f |\n", d.Account, d.Region, d.URI, st, d.Seconds)
+	}
+	if r.Report != nil {
+		b.WriteString("\n" + r.Report.Markdown())
 	}
 	return b.String()
 }

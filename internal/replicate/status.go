@@ -1,6 +1,8 @@
 package replicate
 
 import (
+	"github.com/ecrpush/ecrpush/internal/supplychain"
+
 	"fmt"
 	"io"
 	"strings"
@@ -34,6 +36,8 @@ type Status struct {
 	Status      string  `json:"status"`
 	FailureCode string  `json:"failureCode,omitempty"`
 	Seconds     float64 `json:"seconds"`
+	// Referrers is what the destination holds of the referrers that travel with the image.
+	Referrers *supplychain.Row `json:"referrers,omitempty"`
 }
 
 // WriteTable writes one aligned row per destination, for terminals and CI logs.

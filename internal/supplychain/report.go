@@ -44,11 +44,21 @@ func Dropped(a *push.Artifact) []string {
 	return out
 }
 
-// WriteText lists the carried referrers (kind, digest, artifact type, subject) for a terminal.
+// WriteText lists the carried referrers (kind, digest, artifact type, subject) for a terminal, then the
+// findings when gated.
 func (r *Report) WriteText(w io.Writer) error {
-	if len(r.Referrers) == 0 {
-		return nil
+	if len(r.Referrers) > 0 {
+		if err := r.writeReferrers(w); err != nil {
+			return err
+		}
 	}
+	if r.Findings != nil {
+		return r.Findings.WriteText(w)
+	}
+	return nil
+}
+
+func (r *Report) writeReferrers(w io.Writer) error {
 	fmt.Fprintf(w, "referrers carried: %d\n", len(r.Referrers))
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  KIND\tDIGEST\tARTIFACT TYPE\tSUBJECT")
@@ -59,13 +69,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", a.Kind, a.Digest, at, short(a.Subject))
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if r.Findings != nil {
-		return r.Findings.WriteText(w)
-	}
-	return nil
+	return tw.Flush()
 }
 
 // Markdown is the step-summary section: the carried referrers, then the findings when gated.
