@@ -6,12 +6,6 @@ import (
 	"unicode"
 )
 
-// Provider names as AWS trust policies write them.
-const (
-	GitHubProvider = "token.actions.githubusercontent.com"
-	GoogleProvider = "accounts.google.com"
-)
-
 // DeniedError is STS refusing a token: AccessDenied (the trust policy did not admit it),
 // InvalidIdentityToken or ExpiredTokenException. Its message is one line saying what to change;
 // Details lists the condition keys AWS evaluated and the usual causes.
