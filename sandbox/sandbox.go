@@ -50,6 +50,7 @@ type Sandbox struct {
 	GitHubIss *oidc.Issuer
 	GoogleIss *oidc.Issuer
 	GoogleSTS *oidc.GoogleSTS // AWS-sourced workload identity federation into Google
+	STS       *sts.Server     // AWS STS: more identity providers (GHES, GHEC issuers), STS faults
 	ECR       *ecr.Service
 	Faults    *fault.Injector
 	Log       *RequestLog
@@ -182,6 +183,7 @@ func Start(ctx context.Context, cfg *Config) (*Sandbox, error) {
 		{Name: GitHubProvider, IssuerURL: s.Endpoints.GitHubIssuer, ClientIDs: []string{"sts.amazonaws.com"}},
 		{Name: GoogleProvider, IssuerURL: s.Endpoints.GoogleIssuer, BuiltIn: true},
 	}, sts.WithLogger(slog.New(slog.DiscardHandler)))
+	s.STS = stsSrv
 	if s.Endpoints.STS, err = s.serve(EndpointSTS, fault.AWSQuery, cfg.Faults.STS, stsSrv.Handler()); err != nil {
 		return nil, err
 	}
