@@ -20,3 +20,5 @@ const (
 func shown(s string) string { return claims.Shown(s) }
 
 func sortedKeys(m map[string]string) []string { return claims.SortedKeys(m) }
+
+func parseSubject(sub string) (claims.Subject, bool) { return claims.ParseSubject(sub) }

@@ -80,20 +80,21 @@ func FromToken(c claims.Claims, account, partition string) (*Trust, error) {
 // (roleARN's account and partition), for a denial to suggest. tokenFile is named when the flags
 // cannot express the token's subject ("" leaves a placeholder).
 func Command(c claims.Claims, roleARN, tokenFile string) string {
-	base := "ecrpush trust-policy --policy trust"
+	tail := ""
 	if roleARN != "" {
-		base += " --role-arn " + roleARN
+		tail += " --role-arn " + shellWord(roleARN)
 	}
+	tail += " --policy trust"
 	if tokenFile == "" {
 		tokenFile = "TOKEN_FILE"
 	}
-	fromToken := base + " --from-token " + tokenFile
+	fromToken := "ecrpush trust-policy --from-token " + shellWord(tokenFile) + tail
 	if c.IsGoogle() {
 		id := c.String("azp")
 		if id == "" || !googleIDRe.MatchString(id) {
 			return fromToken
 		}
-		return base + " --google-service-account-id " + id + " --audience " + shellWord(c.String("aud"))
+		return "ecrpush trust-policy --google-service-account-id " + id + " --audience " + shellWord(c.String("aud")) + tail
 	}
 	if !c.IsGitHub() {
 		return fromToken
@@ -102,7 +103,7 @@ func Command(c claims.Claims, roleARN, tokenFile string) string {
 	if !ok {
 		return fromToken
 	}
-	cmd := base + " --github-repo " + shellWord(s.Repo.String())
+	cmd := "ecrpush trust-policy --github-repo " + shellWord(s.Repo.String())
 	switch {
 	case s.Environment != "":
 		cmd += " --environment " + shellWord(s.Environment)
@@ -118,10 +119,14 @@ func Command(c claims.Claims, roleARN, tokenFile string) string {
 	if p := c.Provider(); p != claims.GitHubProvider {
 		cmd += " --github-issuer " + shellWord(c.String("iss"))
 	}
-	if aud := c.String("aud"); roleARN != "" && aud != DefaultAudience(PartitionOfARN(roleARN)) || roleARN == "" && aud != DefaultAudience("aws") {
+	partition := "aws"
+	if roleARN != "" {
+		partition = PartitionOfARN(roleARN)
+	}
+	if aud := c.String("aud"); aud != DefaultAudience(partition) {
 		cmd += " --audience " + shellWord(aud)
 	}
-	return cmd
+	return cmd + tail
 }
 
 // shellWord quotes a value for a POSIX shell when it needs it; control characters are shown quoted
