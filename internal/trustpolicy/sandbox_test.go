@@ -240,7 +240,9 @@ func TestFromTokenIsNarrowest(t *testing.T) {
 		t.Fatal("refused its own token")
 	}
 	for name, f := range map[string]func(*oidc.GitHubContext){
-		"another workflow": func(c *oidc.GitHubContext) { c.JobWorkflowRef = "octo-org/app/.github/workflows/pr.yml@refs/heads/main" },
+		"another workflow": func(c *oidc.GitHubContext) {
+			c.JobWorkflowRef = "octo-org/app/.github/workflows/pr.yml@refs/heads/main"
+		},
 		"another branch":   func(c *oidc.GitHubContext) { c.Ref = "refs/heads/dev" },
 		"default template": func(c *oidc.GitHubContext) { c.SubjectTemplate = nil },
 	} {
@@ -259,4 +261,3 @@ func TestFromTokenIsNarrowest(t *testing.T) {
 		t.Error("github.com's token was admitted by the GHES policy")
 	}
 }
-
