@@ -190,6 +190,9 @@ func Start(ctx context.Context, cfg *Config) (*Sandbox, error) {
 	// Google's STS admits the ci account's AWS identities through one pool provider, verifying each with STS above.
 	s.GoogleSTS = oidc.NewGoogleSTS(s.Endpoints.STS)
 	s.GoogleSTS.AddAWSProvider(oidc.AWSProvider{Account: cfg.Accounts[0].ID, Audience: oidc.WorkloadProvider(s.Google.ProjectNumber(), "ecrpush-sandbox", "aws")})
+	// Its identities may impersonate the project's service account through IAM Credentials.
+	s.GoogleSTS.AllowImpersonation(cfg.GCP.ServiceAccountEmail)
+	s.Google.SetAccessTokenHandler(s.GoogleSTS.GenerateAccessTokenHandler())
 	if s.Endpoints.GoogleSTS, err = s.serve(EndpointGoogleSTS, fault.Plain, cfg.Faults.Issuers, s.GoogleSTS.Handler()); err != nil {
 		return nil, err
 	}
