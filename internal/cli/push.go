@@ -42,7 +42,8 @@ type pushFlags struct {
 	jobs             int
 	output           string
 	replication      replicationFlags
-	googleCreds      string // --source-google-credentials (cli/sync.go's sourceKeychain)
+	googleCreds      string   // --source-google-credentials (cli/sync.go's sourceKeychain)
+	googleHosts      listFlag // --source-google-hosts: hosts besides Google's that get the Google token
 }
 
 func pushCmd() command {
@@ -61,6 +62,7 @@ func pushCmd() command {
 		fs.IntVar(&f.jobs, "jobs", push.DefaultJobs, "parallel blob uploads")
 		fs.StringVar(&f.output, "output", "text", "report format on a terminal: text or json")
 		fs.StringVar(&f.googleCreds, "source-google-credentials", "", "Google credential configuration for reading the source (Artifact Registry from AWS: an AWS-sourced workload identity federation config)")
+		fs.Var(&f.googleHosts, "source-google-hosts", "registry hosts besides *.pkg.dev, gcr.io and *.gcr.io that get the Google access token (comma-separated or repeated)")
 		f.replication.register(fs)
 		return func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
@@ -170,7 +172,7 @@ func runPush(ctx context.Context, f *pushFlags, stdio IO, plat platform.Platform
 	}
 	var sess *federate.Session
 	if f.googleCreds != "" {
-		kc, err := sourceKeychain(ctx, f.googleCreds, stdio, func() *federate.Session { return sess }, sourceHost(f.source))
+		kc, err := sourceKeychain(ctx, f.googleCreds, stdio, func() *federate.Session { return sess }, f.googleHosts...)
 		if err != nil {
 			return err
 		}
