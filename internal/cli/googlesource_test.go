@@ -185,3 +185,30 @@ func TestArtifactRegistryToAnotherRegistry(t *testing.T) {
 	}
 	testenv.NoSecrets(t, sb.Secrets(), map[string]string{"push": r.allCaptured})
 }
+
+// A configuration that impersonates a service account (service_account_impersonation_url) runs end to
+// end against the sandbox: STS exchange, then IAM Credentials generateAccessToken, then the registry.
+func TestArtifactRegistryThroughImpersonation(t *testing.T) {
+	sb := start(t, nil)
+	t.Setenv("GITHUB_ACTIONS", "")
+	host, seed := artifactRegistry(t, sb)
+	img, _ := random.Image(1024, 1)
+	ref, _ := name.ParseReference(seed + "/example-project/images/app:v3")
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	p := awsCredConfig(t, sb.GoogleSTS.Audiences()[0])
+	b, _ := os.ReadFile(p)
+	b = []byte(strings.Replace(string(b), `"type": "external_account",`, `"type": "external_account",
+  "service_account_impersonation_url": "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/`+sb.Config.GCP.ServiceAccountEmail+`:generateAccessToken",`, 1))
+	os.WriteFile(p, b, 0o600)
+	r := run(t, "push", "--role-arn", ciRole, "--identity", "github", "--source", host+"/example-project/images/app:v3",
+		"--source-google-credentials", p, "--source-google-hosts", host, "--repository", "from-ar/imp", "--tag", "v3")
+	if r.code != 0 {
+		t.Fatalf("push through impersonation: exit %d %s\n%s", r.code, r.errLine, r.stderr)
+	}
+	if n := sb.Log.Count(sandbox.EndpointIAMCredentials, ""); n == 0 {
+		t.Error("IAM Credentials was never asked for an access token")
+	}
+	testenv.NoSecrets(t, sb.Secrets(), map[string]string{"push": r.allCaptured})
+}

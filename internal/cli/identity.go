@@ -48,6 +48,10 @@ func (r *roleDuration) String() string {
 	return r.d.String()
 }
 
+// Get makes the flag a flag.Getter of a time.Duration, so an unparsable ECRPUSH_ROLE_DURATION is
+// described as a duration.
+func (r *roleDuration) Get() any { return r.d }
+
 func (r *roleDuration) Set(v string) error {
 	v = strings.TrimSpace(v)
 	if n, err := strconv.ParseInt(v, 10, 64); err == nil {

@@ -100,7 +100,9 @@ func onGCE(ctx context.Context) bool {
 func newSource(id Identity, o Options) (TokenSource, error) {
 	switch id {
 	case IdentityGitHub:
-		return GitHub(o.Getenv, o.HTTPClient), nil
+		src := GitHub(o.Getenv, o.HTTPClient).(*githubSource)
+		src.mask = o.Mask
+		return src, nil
 	case IdentityGCP:
 		if o.GCPServiceAccount != "" {
 			src := GCPImpersonate(o.GCPServiceAccount, o.IAMCredentialsURL, o.HTTPClient).(*impersonateSource)

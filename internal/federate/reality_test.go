@@ -292,3 +292,55 @@ func TestExplicitChoicesWinOverDetection(t *testing.T) {
 		})
 	}
 }
+
+// Every secret federate obtains reaches Options.Mask before Federate returns: the job's request token,
+// each ID token, the metadata server's access token, and every secret key and session token.
+func TestEverySecretReachesMask(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		prep func(t *testing.T, sb *sandbox.Sandbox) federate.Options
+	}{
+		{"github", func(t *testing.T, sb *sandbox.Sandbox) federate.Options { return federate.Options{RoleARN: ciRole} }},
+		{"impersonation", func(t *testing.T, sb *sandbox.Sandbox) federate.Options {
+			t.Setenv("GITHUB_ACTIONS", "")
+			return federate.Options{RoleARN: ciRole, GCPServiceAccount: sb.Config.GCP.ServiceAccountEmail, IAMCredentialsURL: sb.Endpoints.IAMCredentials}
+		}},
+		{"default chain into a role", func(t *testing.T, sb *sandbox.Sandbox) federate.Options {
+			role, _ := sb.World.Role(ciRole)
+			s := sb.World.Issue(role, "laptop", time.Hour, false)
+			t.Setenv("GITHUB_ACTIONS", "")
+			t.Setenv("AWS_ACCESS_KEY_ID", s.AccessKeyID)
+			t.Setenv("AWS_SECRET_ACCESS_KEY", s.SecretAccessKey)
+			t.Setenv("AWS_SESSION_TOKEN", s.SessionToken)
+			return federate.Options{Identity: federate.IdentityAWS, RoleARN: "arn:aws:iam::444455556666:role/ecrpush-deploy"}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sb := start(t, nil)
+			masked := map[string]bool{}
+			o := tc.prep(t, sb)
+			o.Mask = func(s string) { masked[s] = true }
+			s, err := federate.Federate(context.Background(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, _ := s.Config.Credentials.Retrieve(context.Background())
+			want := []string{c.SecretAccessKey, c.SessionToken}
+			switch tc.name {
+			case "github":
+				want = append(want, sb.Endpoints.GitHubRequestToken)
+				want = append(want, sb.GitHub.Issued()...)
+			case "impersonation":
+				want = append(want, sb.Google.AccessToken())
+				want = append(want, sb.Google.Issued()...)
+			default:
+				want = append(want, os.Getenv("AWS_SECRET_ACCESS_KEY"), os.Getenv("AWS_SESSION_TOKEN"))
+			}
+			for _, w := range want {
+				if !masked[w] {
+					t.Errorf("a secret of %d bytes was never masked", len(w))
+				}
+			}
+		})
+	}
+}

@@ -36,6 +36,7 @@ func GitHub(getenv func(string) string, client *http.Client) TokenSource {
 type githubSource struct {
 	getenv func(string) string
 	action *githubactions.Action
+	mask   func(string) // the job's request token is a secret too
 }
 
 func (*githubSource) Name() string { return "github" }
@@ -44,6 +45,9 @@ func (g *githubSource) Token(ctx context.Context, audience string) (string, erro
 	if g.getenv("ACTIONS_ID_TOKEN_REQUEST_URL") == "" || g.getenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN") == "" {
 		return "", fixable.New("no GitHub OIDC token: add `permissions: id-token: write` to the job " +
 			"(ACTIONS_ID_TOKEN_REQUEST_URL is unset; pull requests from forks never get a token)")
+	}
+	if g.mask != nil {
+		g.mask(g.getenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN"))
 	}
 	// go-githubactions does not retry; network errors, 429, 5xx and the token service's "job in 'Pending'
 	// state" 403 (it answers so until the runner has marked the job in progress) are transient.
