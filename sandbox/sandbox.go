@@ -157,7 +157,8 @@ func Start(ctx context.Context, cfg *Config) (*Sandbox, error) {
 	s.GitHub = oidc.NewGitHub(s.GitHubIss, s.Endpoints.GitHubRequestToken, oidc.GitHubContext{
 		Repository: gh.Repository, Ref: gh.Ref, SHA: gh.SHA, Actor: gh.Actor, Workflow: gh.Workflow,
 		EventName: gh.EventName, Environment: gh.Environment, RunID: gh.RunID, RunAttempt: gh.RunAttempt,
-		JobWorkflowRef: gh.JobWorkflowRef,
+		JobWorkflowRef: gh.JobWorkflowRef, OwnerID: gh.OwnerID, RepositoryID: gh.RepositoryID,
+		ImmutableSubject: gh.ImmutableSubject, SubjectTemplate: gh.SubjectTemplate,
 	})
 	if d := cfg.IDTokenLifetime.D(); d > 0 {
 		s.GitHub.SetLifetime(d)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ecrpush/ecrpush/internal/claims"
+	"github.com/ecrpush/ecrpush/sandbox"
 	"github.com/ecrpush/ecrpush/sandbox/oidc"
 )
 
@@ -144,5 +145,35 @@ func TestTrustPolicyExplainPolicyFile(t *testing.T) {
 	r = run(t, "trust-policy", "--from-token", tokFile, "--account", "111122223333", "--policy", "trust")
 	if r.code != 0 || !strings.Contains(r.stdout, `"`+name+`:sub": "repo:example/app:ref:refs/heads/main"`) {
 		t.Errorf("--from-token: exit %d %s\n%s", r.code, r.errLine, r.stdout)
+	}
+}
+
+// The issue's acceptance check, end to end through the sandbox: the printed immutable policy admits a
+// token of that form and refuses the name-only form, unless both forms were asked for.
+func TestImmutablePolicyThroughFederate(t *testing.T) {
+	for _, tc := range []struct {
+		both, immutable, admit bool
+	}{
+		{false, true, true}, {false, false, false}, {true, false, true}, {true, true, true},
+	} {
+		args := []string{"trust-policy", "--github-repo", "octo-org@123456/app@789012", "--branch", "main", "--account", "111122223333", "--policy", "trust"}
+		if tc.both {
+			args = append(args, "--both-subject-forms")
+		}
+		r := run(t, args...)
+		if r.code != 0 {
+			t.Fatal(r.errLine)
+		}
+		cfg := sandbox.DefaultConfig()
+		cfg.Accounts[0].Roles[0].TrustPolicy = json.RawMessage(r.stdout)
+		cfg.GitHub.Repository, cfg.GitHub.OwnerID, cfg.GitHub.RepositoryID, cfg.GitHub.ImmutableSubject = "octo-org/app", "123456", "789012", tc.immutable
+		start(t, cfg)
+		res := run(t, "federate", "--role-arn", ciRole)
+		if (res.code == 0) != tc.admit {
+			t.Errorf("both=%v immutable token=%v: exit %d %s", tc.both, tc.immutable, res.code, res.errLine)
+		}
+		if !tc.admit && !strings.Contains(res.errLine, "repo:octo-org/app:ref:refs/heads/main") {
+			t.Errorf("the denial does not show the token's sub: %s", res.errLine)
+		}
 	}
 }
