@@ -15,6 +15,7 @@ import (
 	"github.com/ecrpush/ecrpush/internal/credhelper"
 	"github.com/ecrpush/ecrpush/internal/federate"
 	"github.com/ecrpush/ecrpush/internal/fixable"
+	"github.com/ecrpush/ecrpush/internal/googleauth"
 	"github.com/ecrpush/ecrpush/internal/platform"
 	"github.com/ecrpush/ecrpush/internal/push"
 )
@@ -93,6 +94,11 @@ func (f *pushFlags) validate() error {
 		}
 		if _, isECR := credhelper.ParseHost(repo.RegistryStr()); len(f.destinations) > 1 && isECR {
 			return fixable.New("--destination %q: several destinations work for registries other than ECR; for ECR use --repository with --replicate-to", d)
+		}
+	}
+	for _, h := range f.googleHosts {
+		if err := googleauth.CheckHost(h); err != nil {
+			return err
 		}
 	}
 	switch {

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	ggcrgoogle "github.com/google/go-containerregistry/pkg/v1/google"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/google"
@@ -320,6 +321,16 @@ func IsGoogleRegistry(host string) bool {
 		h = h[:i]
 	}
 	return h == "gcr.io" || strings.HasSuffix(h, ".gcr.io") || strings.HasSuffix(h, ".pkg.dev")
+}
+
+// CheckHost validates a registry host named to receive the Google token (--source-google-hosts): a host
+// name or IP with an optional port, nothing else.
+func CheckHost(h string) error {
+	r, err := name.NewRegistry(h, name.StrictValidation)
+	if err != nil || r.RegistryStr() != h || strings.ContainsAny(h, "/@ \t") {
+		return fixable.New("--source-google-hosts %q is not a registry host like europe-docker.pkg.dev or registry.example.com:5000", h)
+	}
+	return nil
 }
 
 // Keychain hands the token to Google's registries and to the extra hosts it was given; every other

@@ -190,3 +190,12 @@ func TestRehost(t *testing.T) {
 		t.Errorf("no endpoint: %q", got)
 	}
 }
+
+func TestCheckHost(t *testing.T) {
+	for h, ok := range map[string]bool{"europe-docker.pkg.dev": true, "registry.example.com:5000": true, "127.0.0.1:5000": true,
+		"https://x": false, "x/y": false, "": false, "a b": false, "user@host": false} {
+		if err := CheckHost(h); (err == nil) != ok || err != nil && !fixable.Is(err) {
+			t.Errorf("%q: %v", h, err)
+		}
+	}
+}
