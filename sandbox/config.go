@@ -79,6 +79,13 @@ type GitHubConfig struct {
 	RunID          string `json:"runId,omitempty"`
 	RunAttempt     string `json:"runAttempt,omitempty"`
 	JobWorkflowRef string `json:"jobWorkflowRef,omitempty"`
+	// OwnerID and RepositoryID are repository_owner_id and repository_id (default: derived from the names).
+	OwnerID      string `json:"ownerId,omitempty"`
+	RepositoryID string `json:"repositoryId,omitempty"`
+	// ImmutableSubject issues subs in GitHub's immutable form repo:OWNER@OWNER_ID/REPO@REPO_ID:…;
+	// SubjectTemplate is a custom subject template (include_claim_keys).
+	ImmutableSubject bool     `json:"immutableSubject,omitempty"`
+	SubjectTemplate  []string `json:"subjectTemplate,omitempty"`
 }
 
 // GCPConfig is the Google side: the build's service account as the metadata server presents it.

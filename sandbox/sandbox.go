@@ -50,6 +50,7 @@ type Sandbox struct {
 	GitHubIss *oidc.Issuer
 	GoogleIss *oidc.Issuer
 	GoogleSTS *oidc.GoogleSTS // AWS-sourced workload identity federation into Google
+	STS       *sts.Server     // AWS STS: more identity providers (GHES, GHEC issuers), STS faults
 	ECR       *ecr.Service
 	Faults    *fault.Injector
 	Log       *RequestLog
@@ -156,7 +157,8 @@ func Start(ctx context.Context, cfg *Config) (*Sandbox, error) {
 	s.GitHub = oidc.NewGitHub(s.GitHubIss, s.Endpoints.GitHubRequestToken, oidc.GitHubContext{
 		Repository: gh.Repository, Ref: gh.Ref, SHA: gh.SHA, Actor: gh.Actor, Workflow: gh.Workflow,
 		EventName: gh.EventName, Environment: gh.Environment, RunID: gh.RunID, RunAttempt: gh.RunAttempt,
-		JobWorkflowRef: gh.JobWorkflowRef,
+		JobWorkflowRef: gh.JobWorkflowRef, OwnerID: gh.OwnerID, RepositoryID: gh.RepositoryID,
+		ImmutableSubject: gh.ImmutableSubject, SubjectTemplate: gh.SubjectTemplate,
 	})
 	if d := cfg.IDTokenLifetime.D(); d > 0 {
 		s.GitHub.SetLifetime(d)
@@ -182,12 +184,16 @@ func Start(ctx context.Context, cfg *Config) (*Sandbox, error) {
 		{Name: GitHubProvider, IssuerURL: s.Endpoints.GitHubIssuer, ClientIDs: []string{"sts.amazonaws.com"}},
 		{Name: GoogleProvider, IssuerURL: s.Endpoints.GoogleIssuer, BuiltIn: true},
 	}, sts.WithLogger(slog.New(slog.DiscardHandler)))
+	s.STS = stsSrv
 	if s.Endpoints.STS, err = s.serve(EndpointSTS, fault.AWSQuery, cfg.Faults.STS, stsSrv.Handler()); err != nil {
 		return nil, err
 	}
 	// Google's STS admits the ci account's AWS identities through one pool provider, verifying each with STS above.
 	s.GoogleSTS = oidc.NewGoogleSTS(s.Endpoints.STS)
 	s.GoogleSTS.AddAWSProvider(oidc.AWSProvider{Account: cfg.Accounts[0].ID, Audience: oidc.WorkloadProvider(s.Google.ProjectNumber(), "ecrpush-sandbox", "aws")})
+	// Its identities may impersonate the project's service account through IAM Credentials.
+	s.GoogleSTS.AllowImpersonation(cfg.GCP.ServiceAccountEmail)
+	s.Google.SetAccessTokenHandler(s.GoogleSTS.GenerateAccessTokenHandler())
 	if s.Endpoints.GoogleSTS, err = s.serve(EndpointGoogleSTS, fault.Plain, cfg.Faults.Issuers, s.GoogleSTS.Handler()); err != nil {
 		return nil, err
 	}

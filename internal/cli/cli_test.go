@@ -232,15 +232,16 @@ func TestTrustPolicyExplain(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "token")
 	os.WriteFile(f, []byte(tok), 0o600)
 	r := run(t, "trust-policy", "--github-repo", "example/app", "--branch", "main", "--account", "111122223333", "--explain", f)
-	if r.code != 2 || !strings.Contains(r.stdout, `MISS StringEquals token.actions.githubusercontent.com:sub ["repo:example/app:ref:refs/heads/main"] (token: "repo:example/app:ref:refs/heads/feature")`) ||
-		!strings.Contains(r.stdout, "ok   StringEquals token.actions.githubusercontent.com:aud") {
+	if r.code != 2 || !strings.Contains(r.stdout, `MISS  StringEquals token.actions.githubusercontent.com:sub ["repo:example/app:ref:refs/heads/main"] (token: "repo:example/app:ref:refs/heads/feature")`) ||
+		!strings.Contains(r.stdout, "MATCH StringEquals token.actions.githubusercontent.com:aud") ||
+		!strings.Contains(r.errLine, `the one change that admits it, in statement 1: add "repo:example/app:ref:refs/heads/feature" to StringEquals token.actions.githubusercontent.com:sub`) {
 		t.Errorf("exit %d\n%s\n%s", r.code, r.stdout, r.errLine)
 	}
 	if strings.Contains(r.allCaptured, tok) {
 		t.Error("the token was printed")
 	}
 	r = run(t, "trust-policy", "--github-repo", "example/app", "--any-ref", "--account", "111122223333", "--explain", f)
-	if r.code != 0 || !strings.Contains(r.stdout, "satisfies every condition") {
+	if r.code != 0 || !strings.Contains(r.stdout, "ADMITTED") {
 		t.Errorf("any-ref: exit %d\n%s%s", r.code, r.stdout, r.errLine)
 	}
 	r = run(t, "trust-policy", "--github-repo", "example/app", "--account", "111122223333")

@@ -2,11 +2,14 @@ package cli_test
 
 import (
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -71,7 +74,7 @@ func TestArtifactRegistryFromAWS(t *testing.T) {
 	// the image from Artifact Registry with it, push it to ECR.
 	sb.Log.Reset()
 	r := run(t, "push", "--role-arn", ciRole, "--identity", "github", "--source", host+"/example-project/images/app:v1",
-		"--source-google-credentials", creds, "--repository", "from-ar/app", "--tag", "v1", "--output", "json")
+		"--source-google-credentials", creds, "--source-google-hosts", host, "--repository", "from-ar/app", "--tag", "v1", "--output", "json")
 	if r.code != 0 {
 		t.Fatalf("push from Artifact Registry: %s\n%s", r.errLine, r.stderr)
 	}
@@ -97,7 +100,7 @@ func TestArtifactRegistryFromAWS(t *testing.T) {
 	// A provider that does not exist: Google's STS refuses, and the push says so (nothing pushed).
 	bad := awsCredConfig(t, "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/none/providers/aws")
 	r = run(t, "push", "--role-arn", ciRole, "--identity", "github", "--source", host+"/example-project/images/app:v1",
-		"--source-google-credentials", bad, "--repository", "from-ar/denied", "--tag", "v1")
+		"--source-google-credentials", bad, "--source-google-hosts", host, "--repository", "from-ar/denied", "--tag", "v1")
 	if r.code == 0 || !strings.Contains(r.errLine, "invalid_target") {
 		t.Errorf("unknown provider: exit %d %s", r.code, r.errLine)
 	}
@@ -106,4 +109,106 @@ func TestArtifactRegistryFromAWS(t *testing.T) {
 	if r := run(t, "push", "--role-arn", ciRole, "--source", host+"/x:1", "--source-google-credentials", bad, "--repository", "x", "--tag", "v1"); r.code != 2 {
 		t.Errorf("bad configuration: exit %d %s", r.code, r.errLine)
 	}
+}
+
+// A source on a host that is neither Google's nor named with --source-google-hosts never receives the
+// Google access token, as ggcr's google keychain and gcloud's helper never hand it out.
+func TestGoogleTokenStaysWithGoogleHosts(t *testing.T) {
+	sb := start(t, nil)
+	t.Setenv("GITHUB_ACTIONS", "")
+	var seen []string
+	var mu sync.Mutex
+	reg := registry.New(registry.Logger(nilLogger()))
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Header.Get("Authorization"))
+		mu.Unlock()
+		reg.ServeHTTP(w, r)
+	}))
+	defer other.Close()
+	host := strings.TrimPrefix(other.URL, "http://")
+	img, _ := random.Image(1024, 1)
+	ref, _ := name.ParseReference(host + "/tools/app:v1")
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	seen = nil
+	mu.Unlock()
+	creds := awsCredConfig(t, sb.GoogleSTS.Audiences()[0])
+	r := run(t, "push", "--role-arn", ciRole, "--identity", "github", "--source", host+"/tools/app:v1",
+		"--source-google-credentials", creds, "--repository", "tools/app", "--tag", "v1")
+	if r.code != 0 {
+		t.Fatalf("push: exit %d %s", r.code, r.errLine)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) == 0 {
+		t.Fatal("the registry saw no request")
+	}
+	for _, a := range seen {
+		if a != "" {
+			t.Errorf("the non-Google source registry received Authorization %q", a)
+		}
+	}
+	if n := sb.Log.Count(sandbox.EndpointGoogleSTS, ""); n != 0 {
+		t.Errorf("%d Google token exchanges for a source that needs none", n)
+	}
+	testenv.NoSecrets(t, sb.Secrets(), map[string]string{"push": r.allCaptured})
+}
+
+// With a destination outside AWS, push does not federate; the Google exchange still signs with the AWS
+// default credential chain.
+func TestArtifactRegistryToAnotherRegistry(t *testing.T) {
+	sb := start(t, nil)
+	t.Setenv("GITHUB_ACTIONS", "")
+	host, seed := artifactRegistry(t, sb)
+	img, _ := random.Image(2048, 1)
+	ref, _ := name.ParseReference(seed + "/example-project/images/app:v2")
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	dest := httptest.NewServer(registry.New(registry.Logger(nilLogger())))
+	defer dest.Close()
+	role, _ := sb.World.Role(ciRole)
+	s := sb.World.Issue(role, "laptop", time.Hour, false)
+	t.Setenv("AWS_ACCESS_KEY_ID", s.AccessKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", s.SecretAccessKey)
+	t.Setenv("AWS_SESSION_TOKEN", s.SessionToken)
+	r := run(t, "push", "--source", host+"/example-project/images/app:v2", "--source-google-credentials", awsCredConfig(t, sb.GoogleSTS.Audiences()[0]),
+		"--source-google-hosts", host, "--destination", strings.TrimPrefix(dest.URL, "http://")+"/mirror/app", "--tag", "v2")
+	if r.code != 0 {
+		t.Fatalf("push to another registry: exit %d %s\n%s", r.code, r.errLine, r.stderr)
+	}
+	if n := sb.Log.Count(sandbox.EndpointSTS, "GetCallerIdentity"); n == 0 {
+		t.Error("Google's STS never verified the default chain's identity with AWS STS")
+	}
+	testenv.NoSecrets(t, sb.Secrets(), map[string]string{"push": r.allCaptured})
+}
+
+// A configuration that impersonates a service account (service_account_impersonation_url) runs end to
+// end against the sandbox: STS exchange, then IAM Credentials generateAccessToken, then the registry.
+func TestArtifactRegistryThroughImpersonation(t *testing.T) {
+	sb := start(t, nil)
+	t.Setenv("GITHUB_ACTIONS", "")
+	host, seed := artifactRegistry(t, sb)
+	img, _ := random.Image(1024, 1)
+	ref, _ := name.ParseReference(seed + "/example-project/images/app:v3")
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	p := awsCredConfig(t, sb.GoogleSTS.Audiences()[0])
+	b, _ := os.ReadFile(p)
+	b = []byte(strings.Replace(string(b), `"type": "external_account",`, `"type": "external_account",
+  "service_account_impersonation_url": "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/`+sb.Config.GCP.ServiceAccountEmail+`:generateAccessToken",`, 1))
+	os.WriteFile(p, b, 0o600)
+	r := run(t, "push", "--role-arn", ciRole, "--identity", "github", "--source", host+"/example-project/images/app:v3",
+		"--source-google-credentials", p, "--source-google-hosts", host, "--repository", "from-ar/imp", "--tag", "v3")
+	if r.code != 0 {
+		t.Fatalf("push through impersonation: exit %d %s\n%s", r.code, r.errLine, r.stderr)
+	}
+	if n := sb.Log.Count(sandbox.EndpointIAMCredentials, ""); n == 0 {
+		t.Error("IAM Credentials was never asked for an access token")
+	}
+	testenv.NoSecrets(t, sb.Secrets(), map[string]string{"push": r.allCaptured})
 }

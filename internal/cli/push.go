@@ -11,6 +11,7 @@ import (
 
 	"github.com/ecrpush/ecrpush/internal/federate"
 	"github.com/ecrpush/ecrpush/internal/fixable"
+	"github.com/ecrpush/ecrpush/internal/googleauth"
 	"github.com/ecrpush/ecrpush/internal/pipeline"
 	"github.com/ecrpush/ecrpush/internal/platform"
 	"github.com/ecrpush/ecrpush/internal/push"
@@ -41,6 +42,7 @@ type pushFlags struct {
 	requireSignature bool
 	failOnSeverity   string
 	supply           supplychain.Options // validate: parsed from the four flags above
+	googleHosts      listFlag            // --source-google-hosts: hosts besides Google's that get the Google token
 }
 
 func pushCmd() command {
@@ -64,6 +66,7 @@ func pushCmd() command {
 		fs.StringVar(&f.failOnSeverity, "fail-on-severity", "", "wait for ECR's scan on push and fail (exit 2, after pushing) on findings of this severity or worse: CRITICAL, HIGH, MEDIUM, LOW, INFORMATIONAL")
 		fs.BoolVar(&f.dryRun, "dry-run", false, "federate, read the source and check every destination, then print the plan (what would be created, merged, uploaded, tagged) and write nothing")
 		fs.StringVar(&f.googleCreds, "source-google-credentials", "", "Google credential configuration for reading the source (Artifact Registry from AWS: an AWS-sourced workload identity federation config)")
+		fs.Var(&f.googleHosts, "source-google-hosts", "registry hosts besides *.pkg.dev, gcr.io and *.gcr.io that get the Google access token (comma-separated or repeated)")
 		f.replication.register(fs)
 		return func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
@@ -85,6 +88,11 @@ func (f *pushFlags) validate() error {
 	var err error
 	if f.ecrDest, err = pipeline.CheckTarget(f.repository, f.destinations); err != nil {
 		return err
+	}
+	for _, h := range f.googleHosts {
+		if err := googleauth.CheckHost(h); err != nil {
+			return err
+		}
 	}
 	if f.tags, err = pipeline.CheckTags(f.tags); err != nil {
 		return err
@@ -149,9 +157,8 @@ func (f *pushFlags) job(stdio IO) (pipeline.Job, error) {
 		job.SourceOptions = append(job.SourceOptions, push.WithPlatform(p))
 	}
 	if f.googleCreds != "" {
-		host := sourceHost(f.source)
 		job.SourceKeychain = func(ctx context.Context, sess *federate.Session) (authn.Keychain, error) {
-			return sourceKeychain(ctx, f.googleCreds, stdio, func() *federate.Session { return sess }, host)
+			return sourceKeychain(ctx, f.googleCreds, stdio, func() *federate.Session { return sess }, f.googleHosts...)
 		}
 	}
 	return job, nil

@@ -8,8 +8,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/google"
 
 	"github.com/ecrpush/ecrpush/internal/federate"
 	"github.com/ecrpush/ecrpush/internal/fixable"
@@ -167,47 +165,21 @@ func syncJSON(results []mirror.Result, lockPath string) any {
 	return out
 }
 
-// sourceKeychain is the keychain sources are read with: with a Google credential configuration, its
-// access token for Google's registries and for hosts, then the Docker config and Google's application
-// default credentials. An AWS-sourced configuration signs with sess (looked up when the first token is
-// needed, after federation).
+// sourceKeychain is the keychain sources are read with (googleauth.SourceKeychain): a Google credential
+// configuration's access tokens go to Google's registries and to hosts only. An AWS-sourced configuration
+// signs with sess when the command federated (looked up when the first token is needed), else with the
+// AWS default credential chain.
 func sourceKeychain(ctx context.Context, googleFile string, stdio IO, sess func() *federate.Session, hosts ...string) (authn.Keychain, error) {
-	def := authn.NewMultiKeychain(authn.DefaultKeychain, google.Keychain)
-	if googleFile == "" {
-		return def, nil
-	}
-	data, err := googleauth.ReadFile(googleFile)
-	if err != nil {
-		return nil, err
-	}
-	ts, err := googleauth.TokenSource(ctx, data, googleauth.Options{
-		TokenURL: stdio.Getenv(googleauth.TokenURLEnv),
-		AWS: googleauth.FromAWSConfig(func() (aws.Config, bool) {
+	return googleauth.SourceKeychain(ctx, googleFile, googleauth.Options{
+		TokenURL:          stdio.Getenv(googleauth.TokenURLEnv),
+		IAMCredentialsURL: stdio.Getenv(googleauth.IAMCredentialsURLEnv),
+		Mask:              stdio.platform().Mask,
+		AWS: googleauth.SessionOrDefault(func() (aws.Config, bool) {
 			s := sess()
 			if s == nil {
 				return aws.Config{}, false
 			}
 			return s.Config, true
 		}),
-	})
-	if err != nil {
-		return nil, err
-	}
-	return authn.NewMultiKeychain(googleauth.NewKeychain(ts, hosts...), def), nil
-}
-
-// sourceHost is the registry of a registry source reference ("" for the other transports), which the
-// Google credentials given for it should answer for even when it is not one of Google's hosts.
-func sourceHost(source string) string {
-	s := strings.TrimPrefix(source, "docker://")
-	for _, t := range push.Transports {
-		if strings.HasPrefix(s, t) {
-			return ""
-		}
-	}
-	ref, err := name.ParseReference(s)
-	if err != nil {
-		return ""
-	}
-	return ref.Context().RegistryStr()
+	}, hosts...)
 }

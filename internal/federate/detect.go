@@ -42,9 +42,11 @@ type Detection struct {
 
 func (d Detection) String() string { return fmt.Sprintf("%s (%s)", d.Identity, d.Reason) }
 
-// Detect chooses the identity: GitHub Actions (GITHUB_ACTIONS=true) → Cloud Build (BUILDER_OUTPUT set, or
-// the metadata server answers) → a web-identity token file → the AWS default chain. An explicit
-// --identity wins.
+// Detect chooses the identity: an explicit --identity; then a web identity token file
+// (--web-identity-token-file or AWS_WEB_IDENTITY_TOKEN_FILE) or --gcp-service-account; then GitHub
+// Actions (GITHUB_ACTIONS=true; without id-token permission but with AWS_ACCESS_KEY_ID set, the
+// default chain) → Cloud Build (BUILDER_OUTPUT set, or the metadata server answers) → the AWS
+// default chain.
 func Detect(ctx context.Context, o Options) (Detection, error) {
 	o = o.withDefaults()
 	switch o.Identity {
@@ -59,14 +61,24 @@ func Detect(ctx context.Context, o Options) (Detection, error) {
 			return Detection{}, err
 		}
 	}
+	// What the user named wins over what the machine looks like: a web identity token file (flag or
+	// AWS_WEB_IDENTITY_TOKEN_FILE) and --gcp-service-account come before the CI checks and the
+	// metadata probe, also on a GitHub runner.
+	if o.TokenFile != "" {
+		return Detection{IdentityFile, "web identity token file " + o.TokenFile}, nil
+	}
+	if o.GCPServiceAccount != "" {
+		return Detection{IdentityGCP, "--gcp-service-account is set"}, nil
+	}
 	if o.Getenv("GITHUB_ACTIONS") == "true" {
+		if o.Getenv("ACTIONS_ID_TOKEN_REQUEST_URL") == "" && o.Getenv("AWS_ACCESS_KEY_ID") != "" {
+			// No id-token permission, but a previous step left AWS keys: use them rather than fail.
+			return Detection{IdentityAWS, "GITHUB_ACTIONS=true without id-token permission, AWS_ACCESS_KEY_ID is set: using the AWS default credential chain"}, nil
+		}
 		return Detection{IdentityGitHub, "GITHUB_ACTIONS=true"}, nil
 	}
 	if o.Getenv("BUILDER_OUTPUT") != "" {
 		return Detection{IdentityGCP, "BUILDER_OUTPUT is set: running as a Cloud Build step"}, nil
-	}
-	if o.GCPServiceAccount != "" {
-		return Detection{IdentityGCP, "--gcp-service-account is set"}, nil
 	}
 	if onGCE(ctx) {
 		reason := "the GCE metadata server answers"
@@ -74,9 +86,6 @@ func Detect(ctx context.Context, o Options) (Detection, error) {
 			reason = "GCE_METADATA_HOST=" + h
 		}
 		return Detection{IdentityGCP, reason}, nil
-	}
-	if o.TokenFile != "" {
-		return Detection{IdentityFile, "web identity token file " + o.TokenFile}, nil
 	}
 	return Detection{IdentityAWS, "no CI identity found: using the AWS default credential chain"}, nil
 }
@@ -91,10 +100,14 @@ func onGCE(ctx context.Context) bool {
 func newSource(id Identity, o Options) (TokenSource, error) {
 	switch id {
 	case IdentityGitHub:
-		return GitHub(o.Getenv, o.HTTPClient), nil
+		src := GitHub(o.Getenv, o.HTTPClient).(*githubSource)
+		src.mask = o.Mask
+		return src, nil
 	case IdentityGCP:
 		if o.GCPServiceAccount != "" {
-			return GCPImpersonate(o.GCPServiceAccount, o.IAMCredentialsURL, o.HTTPClient), nil
+			src := GCPImpersonate(o.GCPServiceAccount, o.IAMCredentialsURL, o.HTTPClient).(*impersonateSource)
+			src.mask = o.Mask
+			return src, nil
 		}
 		return GCPMetadata(o.HTTPClient), nil
 	case IdentityFile:

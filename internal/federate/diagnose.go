@@ -4,26 +4,45 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
-)
 
-// Provider names as AWS trust policies write them.
-const (
-	GitHubProvider = "token.actions.githubusercontent.com"
-	GoogleProvider = "accounts.google.com"
+	"github.com/ecrpush/ecrpush/internal/trustpolicy"
 )
 
 // DeniedError is STS refusing a token: AccessDenied (the trust policy did not admit it),
-// InvalidIdentityToken or ExpiredTokenException. Its message is one line saying what to change;
-// Details lists the condition keys AWS evaluated and the usual causes.
+// InvalidIdentityToken, ExpiredTokenException, IDPRejectedClaim or RegionDisabledException. Its
+// message is one line saying what to change; Details lists the condition keys AWS evaluated.
 type DeniedError struct {
-	Code    string // STS error code
-	RoleARN string
-	Claims  Claims // unverified, may be nil
-	Message string // STS's message
-	Err     error
+	Code      string // STS error code
+	RoleARN   string
+	Region    string // the STS region asked
+	Claims    Claims // unverified, may be nil
+	Message   string // STS's message
+	TokenFile string // the web identity token file, when the token came from one
+	Attempts  int    // STS calls made (fresh tokens each) before giving up
+	Err       error
 }
 
 func (e *DeniedError) Unwrap() error { return e.Err }
+
+// arnParts are the partition and account of the role ARN.
+func (e *DeniedError) arnParts() (partition, account string) {
+	parts := strings.SplitN(e.RoleARN, ":", 6)
+	if len(parts) != 6 {
+		return "aws", ""
+	}
+	return parts[1], parts[4]
+}
+
+// providerARN is the IAM OIDC provider the role must trust for this token.
+func (e *DeniedError) providerARN() string {
+	p := e.Claims.Provider()
+	if p == GoogleProvider {
+		return p
+	}
+	partition, account := e.arnParts()
+	// The provider comes from the unverified iss: never let it break the line.
+	return shown(trustpolicy.PrincipalARN(partition, account, p))
+}
 
 func (e *DeniedError) Error() string {
 	keys := e.Claims.ConditionKeys()
@@ -32,11 +51,23 @@ func (e *DeniedError) Error() string {
 		kv = append(kv, fmt.Sprintf("%s=%q", shown(k), keys[k]))
 	}
 	evaluated := strings.Join(kv, " ")
+	msg := shown(strings.TrimSpace(e.Message))
+	_, account := e.arnParts()
 	switch e.Code {
 	case "ExpiredTokenException":
 		return fmt.Sprintf("STS refused an expired ID token for %s: the token was issued too long before use; check the runner's clock, or re-run so a fresh token is fetched", e.RoleARN)
 	case "InvalidIdentityToken":
-		return fmt.Sprintf("STS rejected the ID token for %s (%s): %s", e.RoleARN, shown(strings.TrimSpace(e.Message)), e.invalidHint())
+		return fmt.Sprintf("STS rejected the ID token for %s (%s): %s", e.RoleARN, msg, e.invalidHint())
+	case "IDPRejectedClaim":
+		return fmt.Sprintf("the identity provider rejected the token's claims for %s (%s): the token was expired or revoked by its issuer, or a claim is not accepted; re-run so a fresh token is fetched, and if it persists check %s",
+			e.RoleARN, msg, e.providerARN())
+	case "RegionDisabledException":
+		region := e.Region
+		if region == "" {
+			region = "this region"
+		}
+		return fmt.Sprintf("STS is not activated in %s for account %s (of %s): an administrator activates it under IAM > Account settings > Security Token Service (STS) > Endpoints, or pass --region of an active region",
+			region, account, e.RoleARN)
 	default:
 		return fmt.Sprintf("not authorized to assume %s with this token (sts:AssumeRoleWithWebIdentity denied); AWS evaluated %s; %s",
 			e.RoleARN, evaluated, e.fix())
@@ -49,14 +80,25 @@ func (e *DeniedError) invalidHint() string {
 	if issuer == "" {
 		issuer = "the issuer"
 	}
+	partition, account := e.arnParts()
 	switch {
 	case strings.Contains(msg, "audience"):
-		return fmt.Sprintf("add the audience %q to the IAM OIDC provider's client IDs, or pass --audience with one it lists", e.Claims.String("aud"))
+		return fmt.Sprintf("add the audience %q to the client IDs of %s, or pass --audience with one it lists (usually %s)",
+			e.Claims.String("aud"), e.providerARN(), trustpolicy.DefaultAudience(partition))
 	case strings.Contains(msg, "no openidconnect provider"):
-		return fmt.Sprintf("create an IAM OIDC identity provider for %s in the role's account", issuer)
+		// The role's account is the one searched: a role in another account than the provider's lands here.
+		return fmt.Sprintf("create an IAM OIDC identity provider for %s in account %s, the role's (aws iam create-open-id-connect-provider --url %s --client-id-list %s), "+
+			"or assume a role in the account that has it", issuer, account, issuer, trustpolicy.DefaultAudience(partition))
 	case strings.Contains(msg, "not valid before"), strings.Contains(msg, "in the future"):
 		// A token from the future is a clock problem, not a trust problem.
 		return "by AWS's clock the token is not valid yet: check the clock of the machine that minted or stores it, then fetch a fresh token"
+	case verificationKeyMessage(msg):
+		if e.Attempts > 1 {
+			return fmt.Sprintf("AWS could not fetch %s's verification keys in %d attempts with fresh tokens; it answers so intermittently (re-run the job) and for a token signed with a key the issuer does not publish; "+
+				"check that %s's URL is %s and its keys are current", issuer, e.Attempts, e.providerARN(), issuer)
+		}
+		return fmt.Sprintf("AWS could not find the key that signed this token at %s: present the token exactly as issued (re-run if the issuer just rotated its keys), "+
+			"and make sure %s's URL is %s and its keys are current", issuer, e.providerARN(), issuer)
 	case strings.Contains(msg, "signature"), strings.Contains(msg, "algorithm"), strings.Contains(msg, "alg none"):
 		// Forged, altered, or signed with a key or algorithm the issuer does not publish: the
 		// provider's configuration is not what needs changing.
@@ -64,38 +106,43 @@ func (e *DeniedError) invalidHint() string {
 	case strings.Contains(msg, "claim"), strings.Contains(msg, "malformed"):
 		return "the token lacks a claim AWS requires (exp, iss) or is malformed: present the ID token exactly as the CI system issued it"
 	default:
-		return "make sure the IAM OIDC identity provider for the issuer exists in the role's account and its thumbprint/keys are current"
+		return fmt.Sprintf("make sure the IAM OIDC identity provider %s exists in the role's account and its keys are current", e.providerARN())
 	}
 }
 
-// fix names the most likely cause first, from the token itself.
+// fix names the most likely cause first, from the token itself, then the provider the role must trust
+// and the command that prints a policy admitting this job.
 func (e *DeniedError) fix() string {
 	c := e.Claims
 	p := c.Provider()
-	sub := c.String("sub")
-	var hints []string
+	partition, account := e.arnParts()
+	cmd := trustpolicy.Command(c, e.RoleARN, e.TokenFile)
 	if p == GoogleProvider {
-		hints = append(hints, fmt.Sprintf("for Google tokens AWS compares %s:aud with the service account's unique id (azp %q) and %s:oaud with the audience (%q); "+
-			"run ecrpush trust-policy --google-service-account-id %s --audience %s", p, c.String("azp"), p, c.String("aud"), c.String("azp"), c.String("aud")))
-		return strings.Join(hints, "; ")
+		return fmt.Sprintf("for Google tokens AWS compares %s:aud with the service account's unique id (azp %q) and %s:oaud with the audience (%q); run %s",
+			p, c.String("azp"), p, c.String("aud"), cmd)
 	}
-	if c.String("aud") != "sts.amazonaws.com" {
-		hints = append(hints, fmt.Sprintf("the token's aud is %q, most trust policies require sts.amazonaws.com (--audience)", c.String("aud")))
+	var hints []string
+	if aud := c.String("aud"); aud != trustpolicy.DefaultAudience(partition) {
+		hints = append(hints, fmt.Sprintf("the token's aud is %q, most trust policies require %s (--audience)", aud, trustpolicy.DefaultAudience(partition)))
 	}
+	sub := c.String("sub")
+	s, defaultTemplate := parseSubject(sub)
 	switch {
-	case strings.Contains(sub, ":environment:"):
-		hints = append(hints, "the job uses a GitHub environment, so sub is repo:OWNER/REPO:environment:NAME, not :ref:")
-	case strings.HasSuffix(sub, ":pull_request"):
-		hints = append(hints, "pull_request runs have sub repo:OWNER/REPO:pull_request, which branch conditions do not match")
+	case defaultTemplate && s.Environment != "":
+		hints = append(hints, "the job uses a GitHub environment, so sub is repo:…:environment:NAME, not :ref:")
+	case defaultTemplate && s.PullRequest:
+		hints = append(hints, "pull_request runs have sub repo:…:pull_request, which branch conditions do not match")
+	case c.IsGitHub() && !defaultTemplate:
+		hints = append(hints, "sub comes from a custom subject template (include_claim_keys), not repo:OWNER/REPO:…")
+	}
+	if defaultTemplate && s.Repo.Immutable() {
+		hints = append(hints, "sub is in the immutable form repo:OWNER@OWNER_ID/REPO@REPO_ID (new and renamed repositories), which name-only policies do not match")
 	}
 	if hasUpper(sub) {
 		hints = append(hints, "sub matching is case-sensitive and this one has upper-case letters")
 	}
-	if repo := c.String("repository"); repo != "" {
-		hints = append(hints, "run ecrpush trust-policy --github-repo "+shown(repo)+" to print a policy that admits this job")
-	} else {
-		hints = append(hints, "check the trust policy's sub and aud conditions against these values")
-	}
+	hints = append(hints, fmt.Sprintf("the role must exist in account %s and trust Federated %s", account, e.providerARN()))
+	hints = append(hints, "run "+cmd+" to print a policy that admits this job")
 	return strings.Join(hints, "; ")
 }
 
@@ -103,7 +150,7 @@ func (e *DeniedError) fix() string {
 func (e *DeniedError) Details() []string {
 	out := []string{"the ID token presented to STS (claims only; the token is never printed):"}
 	for _, kv := range e.Claims.Public() {
-		out = append(out, fmt.Sprintf("  %-18s %s", kv[0], kv[1]))
+		out = append(out, fmt.Sprintf("  %-20s %s", kv[0], kv[1]))
 	}
 	out = append(out, "condition keys AWS evaluated against the role's trust policy:")
 	keys := e.Claims.ConditionKeys()

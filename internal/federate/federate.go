@@ -20,6 +20,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/ecrpush/ecrpush/internal/fixable"
+	"github.com/ecrpush/ecrpush/internal/trustpolicy"
 )
 
 // Options configure Federate. The zero value of every field has a sensible default.
@@ -27,7 +28,7 @@ type Options struct {
 	Identity          Identity // auto (default), github, gcp, file, aws
 	RoleARN           string   // required unless Identity resolves to aws
 	Region            string   // the STS/ECR region (default AWS_REGION)
-	Audience          string   // default sts.amazonaws.com
+	Audience          string   // default sts.amazonaws.com (sts.amazonaws.com.cn in the China regions)
 	GCPServiceAccount string   // gcp: mint tokens for this service account through IAM Credentials
 	IAMCredentialsURL string   // IAM Credentials endpoint (default Google's)
 	TokenFile         string   // file: default AWS_WEB_IDENTITY_TOKEN_FILE
@@ -57,6 +58,8 @@ type Session struct {
 	Account   string
 	// Expires is when the first credentials expire (zero for credentials that do not).
 	Expires time.Time
+	// Caller is who the default chain's credentials are (GetCallerIdentity), for the aws identity.
+	Caller string
 
 	opts   Options
 	source TokenSource
@@ -135,27 +138,56 @@ func (s *Session) Role(ctx context.Context, roleARN string) (aws.Config, error) 
 	return cfg, nil
 }
 
-// Chain assumes roleARN with AssumeRole from this session (role chaining: STS caps it at one hour).
+// Chain assumes roleARN with AssumeRole from this session, for the duration asked (default one hour).
+// STS caps role chaining — a role session assuming another role — at one hour; a user's keys may ask
+// up to the role's maximum.
 func (s *Session) Chain(ctx context.Context, roleARN string) (aws.Config, error) {
 	if err := ValidateRoleARN(roleARN); err != nil {
 		return aws.Config{}, err
 	}
+	d := s.opts.Duration
+	if d == 0 {
+		d = time.Hour
+	}
 	client := sts.NewFromConfig(s.Config)
 	p := stscreds.NewAssumeRoleProvider(client, roleARN, func(o *stscreds.AssumeRoleOptions) {
 		o.RoleSessionName = s.opts.SessionName
-		o.Duration = time.Hour
+		o.Duration = d
 	})
 	cfg := s.Config.Copy()
 	cfg.Credentials = aws.NewCredentialsCache(maskingProvider{p, s.opts.Mask}, func(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = s.opts.RefreshWindow })
 	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
-		var ae smithy.APIError
-		if errors.As(err, &ae) && (ae.ErrorCode() == "AccessDenied" || ae.ErrorCode() == "ValidationError") {
-			return aws.Config{}, fixable.Wrap(err, fmt.Sprintf("cannot chain into %s: %s; its trust policy must allow sts:AssumeRole for %s, and that role's policy must allow sts:AssumeRole on it",
-				roleARN, ae.ErrorMessage(), s.RoleARN))
-		}
-		return aws.Config{}, fmt.Errorf("assume %s: %w", roleARN, err)
+		return aws.Config{}, s.chainError(roleARN, d, err)
 	}
 	return cfg, nil
+}
+
+// chainError says why AssumeRole refused, naming the caller.
+func (s *Session) chainError(roleARN string, d time.Duration, err error) error {
+	caller := s.Caller
+	if caller == "" {
+		caller = s.RoleARN
+	}
+	if caller == "" {
+		caller = "this session"
+	}
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		return fmt.Errorf("assume %s: %w", roleARN, err)
+	}
+	msg := shown(ae.ErrorMessage())
+	switch {
+	case ae.ErrorCode() == "AccessDenied":
+		return fixable.Wrap(err, fmt.Sprintf("%s may not assume %s (%s): the role must exist, its trust policy must allow sts:AssumeRole for %s (or its account), "+
+			"and %s's own policy must allow sts:AssumeRole on %s", caller, roleARN, msg, caller, caller, roleARN))
+	case ae.ErrorCode() == "ValidationError" && strings.Contains(msg, "role chaining"):
+		return fixable.Wrap(err, fmt.Sprintf("%s is a role session, and STS caps role chaining at one hour: pass --role-duration 1h or less (asked %s)", caller, d))
+	case ae.ErrorCode() == "ValidationError" && strings.Contains(msg, "MaxSessionDuration"):
+		return fixable.Wrap(err, fmt.Sprintf("%s allows shorter sessions than --role-duration %s: ask less, or raise the role's maximum session duration", roleARN, d))
+	case ae.ErrorCode() == "ValidationError", ae.ErrorCode() == "RegionDisabledException":
+		return fixable.Wrap(err, fmt.Sprintf("STS refused %s's AssumeRole on %s: %s", caller, roleARN, msg))
+	}
+	return fmt.Errorf("assume %s: %w", roleARN, err)
 }
 
 // configFor builds an aws.Config whose credentials come from AssumeRoleWithWebIdentity for roleARN, refreshed
@@ -170,12 +202,12 @@ func (s *Session) configFor(ctx context.Context, roleARN, sessionName string) (a
 		return aws.Config{}, fixable.Wrap(err, "cannot load the AWS configuration: "+err.Error())
 	}
 	stsClient := sts.NewFromConfig(base, func(so *sts.Options) { so.Retryer = aws.NopRetryer{} })
-	tr := &tokenRetriever{source: s.source, audience: o.Audience, mask: o.Mask}
+	tr := &tokenRetriever{source: s.source, audience: o.Audience, mask: o.Mask, tokenFile: o.TokenFile}
 	inner := stscreds.NewWebIdentityRoleProvider(stsClient, roleARN, tr, func(wo *stscreds.WebIdentityRoleOptions) {
 		wo.RoleSessionName = sessionName
 		wo.Duration = o.Duration
 	})
-	p := &retryingProvider{inner: inner, tr: tr, roleARN: roleARN, budget: o.RetryBudget, log: o.Logger, mask: o.Mask}
+	p := &retryingProvider{inner: inner, tr: tr, roleARN: roleARN, region: o.Region, budget: o.RetryBudget, log: o.Logger, mask: o.Mask}
 	// An explicit provider keeps the SDK from resolving its own chain (which would trip over
 	// AWS_WEB_IDENTITY_TOKEN_FILE without AWS_ROLE_ARN, or read a stale profile).
 	cache := aws.NewCredentialsCache(p, func(co *aws.CredentialsCacheOptions) {
@@ -221,6 +253,7 @@ func (s *Session) defaultChain(ctx context.Context) (*Session, error) {
 		return nil, fmt.Errorf("sts GetCallerIdentity: %w", err)
 	}
 	s.Account = aws.ToString(id.Account)
+	s.Caller = aws.ToString(id.Arn)
 	if o.RoleARN != "" {
 		if err := ValidateRoleARN(o.RoleARN); err != nil {
 			return nil, err
@@ -243,11 +276,11 @@ func (o Options) withDefaults() Options {
 	if o.Identity == "" {
 		o.Identity = IdentityAuto
 	}
-	if o.Audience == "" {
-		o.Audience = DefaultAudience
-	}
 	if o.Region == "" {
 		o.Region = firstNonEmpty(o.Getenv("AWS_REGION"), o.Getenv("AWS_DEFAULT_REGION"))
+	}
+	if o.Audience == "" {
+		o.Audience = trustpolicy.DefaultAudience(trustpolicy.PartitionOfRegion(o.Region))
 	}
 	if o.TokenFile == "" {
 		o.TokenFile = o.Getenv("AWS_WEB_IDENTITY_TOKEN_FILE")
@@ -295,9 +328,10 @@ func firstNonEmpty(v ...string) string {
 // tokenRetriever adapts a TokenSource to stscreds.IdentityTokenRetriever (which has no context) and keeps
 // the last token's claims for diagnosis. The credentials cache serialises Retrieve, so one ctx at a time.
 type tokenRetriever struct {
-	source   TokenSource
-	audience string
-	mask     func(string)
+	source    TokenSource
+	audience  string
+	mask      func(string)
+	tokenFile string
 
 	mu     sync.Mutex
 	ctx    context.Context
@@ -324,16 +358,33 @@ func (t *tokenRetriever) GetIdentityToken() ([]byte, error) {
 	return []byte(tok), nil
 }
 
+// mintsFresh reports whether each call of the source yields a new token (GitHub's token service, the
+// metadata server, IAM Credentials). A token file holds the same token until the kubelet rotates it,
+// so retrying it answers the same.
+func (t *tokenRetriever) mintsFresh() bool { return t.source.Name() != "file" }
+
+// verificationKeyMessage is STS's answer when it could not fetch the provider's keys: intermittent for
+// a real issuer (the API reference: get a new token and retry), but also its answer for a token
+// signed with a key the issuer does not publish.
+func verificationKeyMessage(msg string) bool {
+	return strings.Contains(strings.ToLower(msg), "couldn't retrieve verification key")
+}
+
 // retryingProvider retries AssumeRoleWithWebIdentity on what can succeed on retry (throttling, 5xx,
-// IDPCommunicationError, network) with a fresh token each time, and fails at once on denials.
+// IDPCommunicationError, the verification-key InvalidIdentityToken, network) with a fresh token each
+// time, and fails at once on denials.
 type retryingProvider struct {
 	inner   *stscreds.WebIdentityRoleProvider
 	tr      *tokenRetriever
 	roleARN string
+	region  string
 	budget  time.Duration
 	log     *slog.Logger
 	mask    func(string)
 }
+
+// attempts bounds one exchange: at 30% transient failures, 8 attempts all fail once in 15 000.
+const stsAttempts = 8
 
 func (p *retryingProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	p.tr.mu.Lock()
@@ -341,7 +392,7 @@ func (p *retryingProvider) Retrieve(ctx context.Context) (aws.Credentials, error
 	p.tr.mu.Unlock()
 	var creds aws.Credentials
 	attempt := 0
-	err := retryTransient(ctx, 8, p.budget, func(ctx context.Context) error {
+	err := retryTransient(ctx, stsAttempts, p.budget, func(ctx context.Context) error {
 		attempt++
 		c, err := p.inner.Retrieve(ctx)
 		if err == nil {
@@ -359,11 +410,21 @@ func (p *retryingProvider) Retrieve(ctx context.Context) (aws.Credentials, error
 		}
 		var ae smithy.APIError
 		if errors.As(err, &ae) {
+			denied := func() error {
+				return fixable.Wrap(&DeniedError{Code: ae.ErrorCode(), RoleARN: p.roleARN, Region: p.region, Claims: claims, Message: ae.ErrorMessage(),
+					TokenFile: p.tr.tokenFile, Attempts: attempt, Err: err}, "")
+			}
 			switch ae.ErrorCode() {
-			case "AccessDenied", "InvalidIdentityToken", "ExpiredTokenException":
-				return fixable.Wrap(&DeniedError{Code: ae.ErrorCode(), RoleARN: p.roleARN, Claims: claims, Message: ae.ErrorMessage(), Err: err}, "")
+			case "InvalidIdentityToken":
+				if verificationKeyMessage(ae.ErrorMessage()) && p.tr.mintsFresh() && attempt < stsAttempts {
+					p.log.Warn("STS could not retrieve the identity provider's verification key, retrying with a fresh token", "attempt", attempt)
+					return transient(denied())
+				}
+				return denied()
+			case "AccessDenied", "ExpiredTokenException", "IDPRejectedClaim", "RegionDisabledException":
+				return denied()
 			case "ValidationError":
-				return fixable.Wrap(err, fmt.Sprintf("STS rejected the request for %s: %s", p.roleARN, ae.ErrorMessage()))
+				return fixable.Wrap(err, fmt.Sprintf("STS rejected the request for %s: %s", p.roleARN, shown(ae.ErrorMessage())))
 			case "IDPCommunicationError", "Throttling", "ThrottlingException", "RequestLimitExceeded", "InternalFailure",
 				"InternalError", "ServiceUnavailable", "ServiceUnavailableException":
 				p.log.Warn("STS AssumeRoleWithWebIdentity failed, retrying with a fresh token", "code", ae.ErrorCode(), "attempt", attempt)

@@ -36,6 +36,7 @@ func GitHub(getenv func(string) string, client *http.Client) TokenSource {
 type githubSource struct {
 	getenv func(string) string
 	action *githubactions.Action
+	mask   func(string) // the job's request token is a secret too
 }
 
 func (*githubSource) Name() string { return "github" }
@@ -45,9 +46,13 @@ func (g *githubSource) Token(ctx context.Context, audience string) (string, erro
 		return "", fixable.New("no GitHub OIDC token: add `permissions: id-token: write` to the job " +
 			"(ACTIONS_ID_TOKEN_REQUEST_URL is unset; pull requests from forks never get a token)")
 	}
-	// go-githubactions does not retry; network errors and 5xx from the token service are transient.
+	if g.mask != nil {
+		g.mask(g.getenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN"))
+	}
+	// go-githubactions does not retry; network errors, 429, 5xx and the token service's "job in 'Pending'
+	// state" 403 (it answers so until the runner has marked the job in progress) are transient.
 	var tok string
-	err := retryTransient(ctx, 4, 20*time.Second, func(ctx context.Context) error {
+	err := retryTransient(ctx, 6, 30*time.Second, func(ctx context.Context) error {
 		t, err := g.action.GetIDToken(ctx, audience)
 		if err == nil {
 			tok = t
@@ -55,10 +60,19 @@ func (g *githubSource) Token(ctx context.Context, audience string) (string, erro
 		}
 		var rf *githubactions.RequestFailedError
 		if errors.As(err, &rf) {
-			if rf.StatusCode >= 500 || rf.StatusCode == http.StatusTooManyRequests {
+			msg := githubMessage(rf.Body)
+			switch {
+			case rf.StatusCode >= 500 || rf.StatusCode == http.StatusTooManyRequests:
 				return transient(fmt.Errorf("GitHub token service answered HTTP %d", rf.StatusCode))
+			case rf.StatusCode == http.StatusForbidden && jobNotStarted(msg):
+				return transient(fmt.Errorf("GitHub token service answered HTTP 403: %s", msg))
+			case rf.StatusCode == http.StatusForbidden && strings.Contains(msg, "Can't issue ID_TOKEN for job in"):
+				return fixable.New("the GitHub token service will not issue an ID token now (HTTP 403: %s): request it while the job runs", msg)
 			}
-			return fixable.New("the GitHub token service refused the request (HTTP %d): the job needs `permissions: id-token: write`", rf.StatusCode)
+			if msg != "" {
+				msg = ": " + msg
+			}
+			return fixable.New("the GitHub token service refused the request (HTTP %d%s): the job needs `permissions: id-token: write`", rf.StatusCode, msg)
 		}
 		if isNetwork(err) {
 			return transient(fmt.Errorf("GitHub token service: %w", err))
@@ -72,6 +86,30 @@ func (g *githubSource) Token(ctx context.Context, audience string) (string, erro
 		return "", errors.New("the GitHub token service answered without a token")
 	}
 	return tok, nil
+}
+
+// jobNotStarted matches the token service's answer while the job is not yet in progress ("Can't issue
+// ID_TOKEN for job in 'Pending' state.", also seen with 'Delayed'): retrying a moment later succeeds.
+func jobNotStarted(msg string) bool {
+	return strings.Contains(msg, "Can't issue ID_TOKEN for job in 'Pending' state") ||
+		strings.Contains(msg, "Can't issue ID_TOKEN for job in 'Delayed' state")
+}
+
+// githubMessage is the message of a token service error body ({"message": ...}), or the body itself,
+// shortened to one line.
+func githubMessage(body string) string {
+	var m struct {
+		Message string `json:"message"`
+	}
+	msg := body
+	if json.Unmarshal([]byte(body), &m) == nil && m.Message != "" {
+		msg = m.Message
+	}
+	msg = strings.Join(strings.Fields(msg), " ")
+	if len(msg) > 200 {
+		msg = msg[:200] + "…"
+	}
+	return shown(msg)
 }
 
 // MetadataTimeout bounds every call to the GCE metadata server, so an unreachable one never hangs a build.
@@ -133,6 +171,7 @@ type impersonateSource struct {
 	sa, endpoint string
 	md           *metadata.Client
 	hc           *http.Client
+	mask         func(string) // the metadata server's access token is a secret too
 }
 
 func (*impersonateSource) Name() string { return "gcp" }
@@ -151,6 +190,9 @@ func (s *impersonateSource) Token(ctx context.Context, audience string) (string,
 	}
 	if err := json.Unmarshal([]byte(raw), &at); err != nil || at.AccessToken == "" {
 		return "", errors.New("the metadata server's access token response is not JSON with access_token")
+	}
+	if s.mask != nil {
+		s.mask(at.AccessToken)
 	}
 	body, _ := json.Marshal(map[string]any{"audience": audience, "includeEmail": true})
 	u := s.endpoint + "/v1/projects/-/serviceAccounts/" + url.PathEscape(s.sa) + ":generateIdToken"

@@ -6,12 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	ggcrgoogle "github.com/google/go-containerregistry/pkg/v1/google"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/google"
 	"golang.org/x/oauth2/google/externalaccount"
@@ -32,6 +37,10 @@ const TokenURLEnv = "ECRPUSH_GOOGLE_STS_ENDPOINT"
 // AWSCredentials supplies the AWS credentials and region an AWS-sourced configuration signs with.
 type AWSCredentials func(ctx context.Context) (aws.Credentials, string, error)
 
+// IAMCredentialsURLEnv overrides the scheme and host of a configuration's service_account_impersonation_url
+// (IAM Credentials), as it does for ecrpush's own IAM Credentials calls.
+const IAMCredentialsURLEnv = "ECRPUSH_IAMCREDENTIALS_ENDPOINT"
+
 // Options tune TokenSource.
 type Options struct {
 	// AWS feeds configurations whose credential source is AWS. nil leaves them to the library, which
@@ -39,8 +48,14 @@ type Options struct {
 	AWS AWSCredentials
 	// TokenURL replaces the configuration's token_url ("": keep it).
 	TokenURL string
-	// HTTPClient carries every Google request (default http.DefaultClient).
+	// IAMCredentialsURL replaces the scheme and host of service_account_impersonation_url ("": keep it).
+	IAMCredentialsURL string
+	// HTTPClient carries every Google request (default: NewHTTPClient, which times out and retries
+	// transient failures).
 	HTTPClient *http.Client
+	// Mask is called with every access token before it is handed out, so a platform can hide it
+	// from logs (GitHub's ::add-mask::). Default: no-op.
+	Mask func(secret string)
 }
 
 // file is the part of a credential configuration this package looks at before handing it on.
@@ -88,8 +103,28 @@ func IsAWS(data []byte) bool {
 	if json.Unmarshal(data, &f) != nil {
 		return false
 	}
-	return f.Type == string(google.ExternalAccount) && f.CredentialSource != nil &&
-		strings.HasPrefix(strings.ToLower(f.CredentialSource.EnvironmentID), "aws")
+	return f.isAWS()
+}
+
+func (f file) isAWS() bool {
+	return f.Type == string(google.ExternalAccount) && f.CredentialSource != nil && f.CredentialSource.EnvironmentID != ""
+}
+
+// awsEnvironmentRe is how Google's libraries read environment_id: google-auth-python matches
+// ^(aws)([\d]+)$ and golang.org/x/oauth2 takes "aws" and a number; both support version 1 only.
+var awsEnvironmentRe = regexp.MustCompile(`^aws([0-9]+)$`)
+
+// checkEnvironmentID refuses an environment_id Google's libraries refuse.
+func (f file) checkEnvironmentID() error {
+	id := f.CredentialSource.EnvironmentID
+	m := awsEnvironmentRe.FindStringSubmatch(id)
+	switch {
+	case m == nil:
+		return fixable.New("the Google credential configuration's credential_source.environment_id is %q: Google's libraries know only aws1 (an AWS credential source)", id)
+	case m[1] != "1":
+		return fixable.New("the Google credential configuration's credential_source.environment_id is %q: aws version %s is not supported, Google's libraries accept aws1", id, m[1])
+	}
+	return nil
 }
 
 // TokenSource returns a refreshing source of Google access tokens for a credential configuration.
@@ -103,18 +138,42 @@ func TokenSource(ctx context.Context, data []byte, o Options) (oauth2.TokenSourc
 	if !ok {
 		return nil, fixable.New("the Google credential configuration has type %q: use external_account (workload identity federation) or service_account", f.Type)
 	}
-	if o.HTTPClient != nil {
-		ctx = context.WithValue(ctx, oauth2.HTTPClient, o.HTTPClient)
+	if f.isAWS() {
+		if err := f.checkEnvironmentID(); err != nil {
+			return nil, err
+		}
 	}
-	if ct == google.ExternalAccount && f.CredentialSource != nil && strings.HasPrefix(strings.ToLower(f.CredentialSource.EnvironmentID), "aws") && o.AWS != nil {
-		return awsTokenSource(ctx, f, o)
+	impersonation, err := rehost(f.ServiceAccountImpersonationURL, o.IAMCredentialsURL)
+	if err != nil {
+		return nil, err
 	}
-	if o.TokenURL != "" && (ct == google.ExternalAccount || ct == google.ExternalAccountAuthorizedUser) {
+	f.ServiceAccountImpersonationURL = impersonation
+	if o.HTTPClient == nil {
+		o.HTTPClient = NewHTTPClient()
+	}
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, o.HTTPClient)
+	mask := o.Mask
+	if mask == nil {
+		mask = func(string) {}
+	}
+	if f.isAWS() && o.AWS != nil {
+		ts, err := awsTokenSource(ctx, f, o)
+		if err != nil {
+			return nil, err
+		}
+		return masking{ts, mask}, nil
+	}
+	if (o.TokenURL != "" || impersonation != "") && (ct == google.ExternalAccount || ct == google.ExternalAccountAuthorizedUser) {
 		var m map[string]any
 		if err := json.Unmarshal(data, &m); err != nil {
 			return nil, err
 		}
-		m["token_url"] = o.TokenURL
+		if o.TokenURL != "" {
+			m["token_url"] = o.TokenURL
+		}
+		if impersonation != "" {
+			m["service_account_impersonation_url"] = impersonation
+		}
 		b, err := json.Marshal(m)
 		if err != nil {
 			return nil, err
@@ -125,7 +184,39 @@ func TokenSource(ctx context.Context, data []byte, o Options) (oauth2.TokenSourc
 	if err != nil {
 		return nil, fixable.Wrap(err, fmt.Sprintf("the Google credential configuration is not usable: %v", err))
 	}
-	return creds.TokenSource, nil
+	return masking{creds.TokenSource, mask}, nil
+}
+
+// rehost replaces the scheme and host of an IAM Credentials URL with endpoint's (the sandbox's).
+func rehost(raw, endpoint string) (string, error) {
+	if raw == "" || endpoint == "" {
+		return raw, nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fixable.New("the Google credential configuration's service_account_impersonation_url %q is not a URL", raw)
+	}
+	e, err := url.Parse(strings.TrimRight(endpoint, "/"))
+	if err != nil || e.Host == "" {
+		return "", fixable.New("%s=%q is not a URL", IAMCredentialsURLEnv, endpoint)
+	}
+	u.Scheme, u.Host = e.Scheme, e.Host
+	u.Path = strings.TrimRight(e.Path, "/") + u.Path
+	return u.String(), nil
+}
+
+// masking hands every access token to the platform's mask before anyone sees it.
+type masking struct {
+	ts   oauth2.TokenSource
+	mask func(string)
+}
+
+func (m masking) Token() (*oauth2.Token, error) {
+	t, err := m.ts.Token()
+	if err == nil && t != nil {
+		m.mask(t.AccessToken)
+	}
+	return t, err
 }
 
 // awsTokenSource builds the external account configuration with our AWS credentials as its supplier;
@@ -193,6 +284,35 @@ func FromAWSConfig(cfg func() (aws.Config, bool)) AWSCredentials {
 	}
 }
 
+// SessionOrDefault supplies a federated session's credentials when there is one (the push federated
+// into AWS), and otherwise the AWS default credential chain's (environment, profile, SSO, instance
+// role) — the same chain every other AWS call of ecrpush uses — so a push to a registry outside AWS
+// can still read Artifact Registry from AWS.
+func SessionOrDefault(sess func() (aws.Config, bool)) AWSCredentials {
+	var once sync.Once
+	var def aws.Config
+	var defErr error
+	return func(ctx context.Context) (aws.Credentials, string, error) {
+		if c, ok := sess(); ok && c.Credentials != nil {
+			creds, err := c.Credentials.Retrieve(ctx)
+			return creds, c.Region, err
+		}
+		once.Do(func() { def, defErr = config.LoadDefaultConfig(ctx) })
+		if defErr != nil {
+			return aws.Credentials{}, "", fixable.Wrap(defErr, "cannot load the AWS configuration to sign the Google token exchange: "+defErr.Error())
+		}
+		if def.Region == "" {
+			return aws.Credentials{}, "", fixable.New("no AWS region to sign the Google token exchange's GetCallerIdentity with: set AWS_REGION (or pass --region)")
+		}
+		creds, err := def.Credentials.Retrieve(ctx)
+		if err != nil {
+			return aws.Credentials{}, "", fixable.Wrap(err, "the Google credential configuration reads AWS credentials, and the AWS default chain has none "+
+				"(AWS_ACCESS_KEY_ID, AWS_PROFILE, SSO, instance role): set them, or federate with --role-arn: "+err.Error())
+		}
+		return creds, def.Region, nil
+	}
+}
+
 // IsGoogleRegistry reports whether host is one of Google's registries (Container Registry, Artifact
 // Registry), which take Google access tokens.
 func IsGoogleRegistry(host string) bool {
@@ -201,6 +321,16 @@ func IsGoogleRegistry(host string) bool {
 		h = h[:i]
 	}
 	return h == "gcr.io" || strings.HasSuffix(h, ".gcr.io") || strings.HasSuffix(h, ".pkg.dev")
+}
+
+// CheckHost validates a registry host named to receive the Google token (--source-google-hosts): a host
+// name or IP with an optional port, nothing else.
+func CheckHost(h string) error {
+	r, err := name.NewRegistry(h, name.StrictValidation)
+	if err != nil || r.RegistryStr() != h || strings.ContainsAny(h, "/@ \t") {
+		return fixable.New("--source-google-hosts %q is not a registry host like europe-docker.pkg.dev or registry.example.com:5000", h)
+	}
+	return nil
 }
 
 // Keychain hands the token to Google's registries and to the extra hosts it was given; every other
@@ -248,4 +378,25 @@ func (a tokenAuth) Authorization() (*authn.AuthConfig, error) {
 		return nil, fmt.Errorf("google access token: %w", err)
 	}
 	return &authn.AuthConfig{Username: "oauth2accesstoken", Password: t.AccessToken}, nil
+}
+
+// SourceKeychain is the keychain registry sources are read with. Without a credential configuration it
+// is the Docker config, then Google's application default credentials (ggcr's google.Keychain, which
+// answers only for Google's hosts). With one, its access tokens go first, to Google's registries
+// (*.pkg.dev, gcr.io, *.gcr.io) and to the hosts named — never to any other host, which falls through to
+// the Docker config.
+func SourceKeychain(ctx context.Context, file string, o Options, hosts ...string) (authn.Keychain, error) {
+	def := authn.NewMultiKeychain(authn.DefaultKeychain, ggcrgoogle.Keychain)
+	if file == "" {
+		return def, nil
+	}
+	data, err := ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	ts, err := TokenSource(ctx, data, o)
+	if err != nil {
+		return nil, err
+	}
+	return authn.NewMultiKeychain(NewKeychain(ts, hosts...), def), nil
 }

@@ -3,6 +3,7 @@ package googleauth
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -112,5 +113,89 @@ func TestTokenURLOverride(t *testing.T) {
 	tok, err := ts.Token()
 	if err != nil || tok.AccessToken != "ya29.file" || got["path"] != "/v1/token" || got["subject_token"] != "subject.jwt" {
 		t.Errorf("token %v %v; STS saw %v", tok, err, got)
+	}
+}
+
+// environment_id is read as Google's libraries read it: aws1 only.
+func TestEnvironmentID(t *testing.T) {
+	cfg := func(id string) []byte {
+		b, _ := json.Marshal(map[string]any{"type": "external_account", "audience": "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/aws",
+			"subject_token_type": AWSSubjectTokenType, "token_url": "https://sts.googleapis.com/v1/token", "credential_source": map[string]any{"environment_id": id}})
+		return b
+	}
+	supply := FromAWSConfig(func() (aws.Config, bool) { return aws.Config{}, false })
+	for id, want := range map[string]string{"aws2": "aws version 2 is not supported", "AWS1": "know only aws1", "aws": "know only aws1", "awsx": "know only aws1", "azure1": "know only aws1"} {
+		if _, err := TokenSource(context.Background(), cfg(id), Options{AWS: supply}); !fixable.Is(err) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", id, err, want)
+		}
+	}
+	if _, err := TokenSource(context.Background(), cfg("aws1"), Options{AWS: supply}); err != nil {
+		t.Errorf("aws1: %v", err)
+	}
+}
+
+// One 5xx or 429 from Google's STS does not fail the exchange; the access token is masked before it is
+// handed out; a persistent failure stops after the bounded attempts.
+func TestRetriesAndMasks(t *testing.T) {
+	var calls int
+	failFirst := 2
+	sts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		body, _ := io.ReadAll(r.Body)
+		if !strings.Contains(string(body), "subject_token=subject.jwt") {
+			t.Errorf("attempt %d lost the body: %q", calls, body)
+		}
+		if calls <= failFirst {
+			if calls == 1 {
+				w.WriteHeader(http.StatusServiceUnavailable)
+			} else {
+				w.Header().Set("Retry-After", "1")
+				w.WriteHeader(http.StatusTooManyRequests)
+			}
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"access_token":"ya29.retried","issued_token_type":"urn:ietf:params:oauth:token-type:access_token","token_type":"Bearer","expires_in":3600}`))
+	}))
+	defer sts.Close()
+	tokenFile := filepath.Join(t.TempDir(), "oidc-token")
+	os.WriteFile(tokenFile, []byte("subject.jwt"), 0o600)
+	cfg, _ := json.Marshal(map[string]any{"type": "external_account", "audience": "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/oidc",
+		"subject_token_type": "urn:ietf:params:oauth:token-type:jwt", "token_url": sts.URL + "/v1/token", "credential_source": map[string]any{"file": tokenFile}})
+	var masked []string
+	ts, err := TokenSource(context.Background(), cfg, Options{Mask: func(s string) { masked = append(masked, s) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := ts.Token()
+	if err != nil || tok.AccessToken != "ya29.retried" || calls != 3 {
+		t.Fatalf("token %v err %v after %d calls", tok, err, calls)
+	}
+	if len(masked) != 1 || masked[0] != "ya29.retried" {
+		t.Errorf("masked %q", masked)
+	}
+	calls, failFirst = 0, 100
+	ts, _ = TokenSource(context.Background(), cfg, Options{})
+	if _, err := ts.Token(); err == nil || calls != attempts {
+		t.Errorf("persistent 5xx: err %v after %d calls, want %d", err, calls, attempts)
+	}
+}
+
+func TestRehost(t *testing.T) {
+	got, err := rehost("https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/sa@p.iam.gserviceaccount.com:generateAccessToken", "http://127.0.0.1:9000")
+	if err != nil || got != "http://127.0.0.1:9000/v1/projects/-/serviceAccounts/sa@p.iam.gserviceaccount.com:generateAccessToken" {
+		t.Errorf("%q %v", got, err)
+	}
+	if got, _ := rehost("https://x/y", ""); got != "https://x/y" {
+		t.Errorf("no endpoint: %q", got)
+	}
+}
+
+func TestCheckHost(t *testing.T) {
+	for h, ok := range map[string]bool{"europe-docker.pkg.dev": true, "registry.example.com:5000": true, "127.0.0.1:5000": true,
+		"https://x": false, "x/y": false, "": false, "a b": false, "user@host": false} {
+		if err := CheckHost(h); (err == nil) != ok || err != nil && !fixable.Is(err) {
+			t.Errorf("%q: %v", h, err)
+		}
 	}
 }

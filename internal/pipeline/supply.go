@@ -68,7 +68,11 @@ func (r *run) afterReplication(ctx context.Context, p *Plan, res *push.Result, r
 		// --replication-timeout bounds every wait after the push: replication, referrers, signatures, scan.
 		sc.Timeout = r.job.Replication.Timeout
 	}
-	need := len(rows) > 0 && !sc.Referrers.None() || sc.RequireSignature || sc.FailOnSeverity != ""
+	// Referrers beyond the ci registry are copied or verified when the push carried some, or when a
+	// signature (which ECR's managed signing attaches as a referrer) is required; otherwise the ci
+	// registry holds none for this digest and every look-up would only cost round trips.
+	carry := len(rows) > 0 && !sc.Referrers.None() && (len(r.supply.Referrers) > 0 || sc.RequireSignature || sc.RequireReferrers)
+	need := carry || sc.RequireSignature || sc.FailOnSeverity != ""
 	if !need {
 		return nil
 	}
@@ -100,7 +104,7 @@ func (r *run) afterReplication(ctx context.Context, p *Plan, res *push.Result, r
 		}
 	}
 	var errs []error
-	if len(dests) > 0 && !sc.Referrers.None() {
+	if len(dests) > 0 && carry {
 		if p.Replication.Mode == replicate.ModeCopy {
 			for k, reg := range dests {
 				arts, err := supplychain.CopyReferrers(ctx, ci, reg, digest, sc.Referrers)

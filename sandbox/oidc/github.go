@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
@@ -29,8 +30,19 @@ const (
 type GitHubContext struct {
 	Repository, Ref, SHA, Actor, Workflow, EventName, Environment, RunID, RunAttempt, JobWorkflowRef string
 
-	HeadRef, BaseRef string // pull_request only (default "feature" and "main")
+	HeadRef, BaseRef string // pull_request and pull_request_target (default "feature" and "main")
 	RunNumber        string // default "1"
+
+	// OwnerID and RepositoryID are repository_owner_id and repository_id (default: stable numbers
+	// derived from the names).
+	OwnerID, RepositoryID string
+	// ImmutableSubject gives the default subject the immutable form repo:OWNER@OWNER_ID/REPO@REPO_ID:…,
+	// as github.com does for repositories created or renamed since 15 July 2026 or opted in. GitHub
+	// Enterprise Server issuers (…/_services/token) never do.
+	ImmutableSubject bool
+	// SubjectTemplate is the repository's custom subject template (include_claim_keys); nil is GitHub's
+	// default template.
+	SubjectTemplate []string
 }
 
 // GitHub is the Actions ID-token service that ACTIONS_ID_TOKEN_REQUEST_URL points at: a GET
@@ -43,6 +55,16 @@ type GitHub struct {
 	mu       sync.Mutex
 	ctx      GitHubContext
 	lifetime time.Duration
+	faults   githubFaults
+}
+
+// githubFaults makes the token service answer as GitHub's does when a job is not yet marked in
+// progress: 403 "Can't issue ID_TOKEN for job in 'Pending' state." (a race GitHub's runner and
+// toolkit threads describe; retrying a second later succeeds).
+type githubFaults struct {
+	pendingRate float64
+	rng         *rand.Rand
+	pending     int // answered so far
 }
 
 // NewGitHub returns a token service signing with iss for the run described by ctx, accepting
@@ -75,6 +97,31 @@ func (g *GitHub) SetLifetime(d time.Duration) {
 	g.lifetime = d
 }
 
+// SetPendingRate makes a fraction of token requests fail with GitHub's 403 "Can't issue ID_TOKEN for
+// job in 'Pending' state.", drawn from seed so a run replays; rate ≤ 0 turns it off.
+func (g *GitHub) SetPendingRate(rate float64, seed int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.faults = githubFaults{pendingRate: rate, rng: rand.New(rand.NewPCG(uint64(seed), 0x9e3779b97f4a7c15))}
+}
+
+// Pending returns how many requests were answered with the Pending 403.
+func (g *GitHub) Pending() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.faults.pending
+}
+
+func (g *GitHub) drawPending() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.faults.pendingRate <= 0 || g.faults.rng.Float64() >= g.faults.pendingRate {
+		return false
+	}
+	g.faults.pending++
+	return true
+}
+
 // RequestPath is the path and query of ACTIONS_ID_TOKEN_REQUEST_URL relative to the server.
 func (g *GitHub) RequestPath() string { return idTokenPath + "?api-version=2.0" }
 
@@ -86,7 +133,7 @@ func (g *GitHub) Token(audience string) (string, error) {
 	g.mu.Lock()
 	c, lifetime := g.ctx, g.lifetime
 	g.mu.Unlock()
-	claims, err := githubClaims(withGitHubDefaults(c), audience, time.Now(), lifetime)
+	claims, err := githubClaims(withGitHubDefaults(c), audience, time.Now(), lifetime, isServerIssuer(g.iss.URL()))
 	if err != nil {
 		return "", err
 	}
@@ -108,6 +155,8 @@ func withGitHubDefaults(c GitHubContext) GitHubContext {
 	def(&c.EventName, "push")
 	if c.EventName == "pull_request" {
 		def(&c.Ref, "refs/pull/1/merge")
+	}
+	if c.EventName == "pull_request" || c.EventName == "pull_request_target" {
 		def(&c.HeadRef, "feature")
 		def(&c.BaseRef, "main")
 	}
@@ -120,6 +169,8 @@ func withGitHubDefaults(c GitHubContext) GitHubContext {
 	def(&c.RunAttempt, "1")
 	def(&c.RunNumber, "1")
 	def(&c.JobWorkflowRef, c.Repository+"/.github/workflows/"+workflowFile(c.Workflow)+"@"+c.Ref)
+	def(&c.OwnerID, stableNumber("owner:"+owner, 8))
+	def(&c.RepositoryID, stableNumber("repo:"+c.Repository, 9))
 	return c
 }
 
@@ -137,17 +188,60 @@ func workflowFile(name string) string {
 	return f + ".yml"
 }
 
-// githubSubject follows GitHub's default subject template: environment wins over
-// pull_request, which wins over the ref.
-func githubSubject(c GitHubContext) string {
+// subjectValue writes a claim value into a subject as GitHub does: "Any : within the metadata values
+// will be replaced with %3A in the subject claim" (OpenID Connect reference, "Filtering for metadata
+// containing :").
+func subjectValue(v string) string { return strings.ReplaceAll(v, ":", "%3A") }
+
+// githubContext is the context part of the default subject: environment wins over pull_request,
+// which wins over the ref. Every other event (pull_request_target, workflow_run, issue_comment
+// included) carries its ref.
+func githubContext(c GitHubContext) string {
 	switch {
 	case c.Environment != "":
-		return "repo:" + c.Repository + ":environment:" + c.Environment
+		return "environment:" + subjectValue(c.Environment)
 	case c.EventName == "pull_request":
-		return "repo:" + c.Repository + ":pull_request"
+		return "pull_request"
 	default:
-		return "repo:" + c.Repository + ":ref:" + c.Ref
+		return "ref:" + c.Ref
 	}
+}
+
+// githubRepo is the repository part of a subject: OWNER/REPO, or OWNER@OWNER_ID/REPO@REPO_ID on
+// immutable subject claims (never on GitHub Enterprise Server).
+func githubRepo(c GitHubContext, server bool) string {
+	if !c.ImmutableSubject || server {
+		return c.Repository
+	}
+	owner, name, _ := strings.Cut(c.Repository, "/")
+	return owner + "@" + c.OwnerID + "/" + name + "@" + c.RepositoryID
+}
+
+// githubSubject follows GitHub's default template, or the custom one (include_claim_keys): each key
+// in order as KEY:VALUE of the token's claim, where "repo" stands for repo:REPO and "context" for the
+// context part.
+func githubSubject(c GitHubContext, claims map[string]any, server bool) string {
+	if c.SubjectTemplate == nil {
+		return "repo:" + githubRepo(c, server) + ":" + githubContext(c)
+	}
+	parts := make([]string, 0, len(c.SubjectTemplate))
+	for _, k := range c.SubjectTemplate {
+		switch k {
+		case "repo":
+			parts = append(parts, "repo:"+githubRepo(c, server))
+		case "context":
+			parts = append(parts, githubContext(c))
+		default:
+			v, _ := claims[k].(string)
+			parts = append(parts, k+":"+subjectValue(v))
+		}
+	}
+	return strings.Join(parts, ":")
+}
+
+// isServerIssuer reports whether an issuer URL is a GitHub Enterprise Server's (https://HOST/_services/token).
+func isServerIssuer(iss string) bool {
+	return strings.HasSuffix(strings.TrimSuffix(iss, "/"), "/_services/token")
 }
 
 func refType(ref string) string {
@@ -159,7 +253,7 @@ func refType(ref string) string {
 
 // githubClaims lays out claims as GitHub does: every value a string except the times, head_ref
 // and base_ref always present (empty outside pull_request), environment only when set.
-func githubClaims(c GitHubContext, audience string, now time.Time, lifetime time.Duration) (map[string]any, error) {
+func githubClaims(c GitHubContext, audience string, now time.Time, lifetime time.Duration, server bool) (map[string]any, error) {
 	owner, name, ok := strings.Cut(c.Repository, "/")
 	if !ok || owner == "" || name == "" || strings.Contains(name, "/") {
 		return nil, fmt.Errorf("oidc: github: repository %q must look like OWNER/REPO", c.Repository)
@@ -169,14 +263,13 @@ func githubClaims(c GitHubContext, audience string, now time.Time, lifetime time
 	}
 	claims := map[string]any{
 		"jti":                   randomUUID(),
-		"sub":                   githubSubject(c),
 		"aud":                   audience,
 		"ref":                   c.Ref,
 		"sha":                   c.SHA,
 		"repository":            c.Repository,
 		"repository_owner":      owner,
-		"repository_owner_id":   stableNumber("owner:"+owner, 8),
-		"repository_id":         stableNumber("repo:"+c.Repository, 9),
+		"repository_owner_id":   c.OwnerID,
+		"repository_id":         c.RepositoryID,
 		"repository_visibility": "private",
 		"run_id":                c.RunID,
 		"run_number":            c.RunNumber,
@@ -201,6 +294,7 @@ func githubClaims(c GitHubContext, audience string, now time.Time, lifetime time
 	if c.Environment != "" {
 		claims["environment"] = c.Environment
 	}
+	claims["sub"] = githubSubject(c, claims, server)
 	return claims, nil
 }
 
@@ -229,6 +323,14 @@ func (g *GitHub) Handler() http.Handler {
 		q := r.URL.Query()
 		if q.Get("api-version") == "" {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"message": "No api-version was supplied for the request."})
+			return
+		}
+		if g.drawPending() {
+			// The envelope is the Azure DevOps-style error the runner's token service answers with
+			// (assumed); the message is GitHub's, verbatim.
+			writeJSON(w, http.StatusForbidden, map[string]any{"$id": "1", "innerException": nil,
+				"message": "Can't issue ID_TOKEN for job in 'Pending' state.", "typeName": "GitHub.Services.WebApi.VssServiceException, GitHub.Services.WebApi",
+				"typeKey": "VssServiceException", "errorCode": 0, "eventId": 3000})
 			return
 		}
 		tok, err := g.Token(q.Get("audience"))

@@ -3,6 +3,7 @@ package oidc
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -175,5 +176,80 @@ func TestGitHubActionsClient(t *testing.T) {
 	t.Setenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "stolen")
 	if _, err := githubactions.New().GetIDToken(ctx, "sts.amazonaws.com"); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("wrong request token: err = %v", err)
+	}
+}
+
+// TestGitHubSubjectShapes covers the documented subject shapes: the immutable form (github.com, never
+// GHES), custom templates, ':' written %3A, and events whose subject is their branch's.
+func TestGitHubSubjectShapes(t *testing.T) {
+	base := GitHubContext{Repository: "octo-org/app", Ref: "refs/heads/main", OwnerID: "123456", RepositoryID: "789012"}
+	with := func(f func(*GitHubContext)) GitHubContext { c := base; f(&c); return c }
+	cases := []struct {
+		name   string
+		ctx    GitHubContext
+		server bool
+		sub    string
+	}{
+		{"immutable", with(func(c *GitHubContext) { c.ImmutableSubject = true }), false, "repo:octo-org@123456/app@789012:ref:refs/heads/main"},
+		{"immutable environment", with(func(c *GitHubContext) { c.ImmutableSubject = true; c.Environment = "prod" }), false, "repo:octo-org@123456/app@789012:environment:prod"},
+		{"GHES has no immutable form", with(func(c *GitHubContext) { c.ImmutableSubject = true }), true, "repo:octo-org/app:ref:refs/heads/main"},
+		{"colon in an environment", with(func(c *GitHubContext) { c.Environment = "Production:V1" }), false, "repo:octo-org/app:environment:Production%3AV1"},
+		{"pull_request_target carries the base branch", with(func(c *GitHubContext) { c.EventName = "pull_request_target" }), false, "repo:octo-org/app:ref:refs/heads/main"},
+		{"template owner id and context", with(func(c *GitHubContext) {
+			c.SubjectTemplate = []string{"repository_owner_id", "context"}
+			c.Environment = "prod"
+		}), false, "repository_owner_id:123456:environment:prod"},
+		{"template with the event", with(func(c *GitHubContext) { c.SubjectTemplate = []string{"repo", "context", "event_name"} }), false,
+			"repo:octo-org/app:ref:refs/heads/main:event_name:push"},
+		{"template with an immutable repo", with(func(c *GitHubContext) {
+			c.SubjectTemplate = []string{"repo", "context", "event_name"}
+			c.ImmutableSubject = true
+			c.EventName = "pull_request_target"
+		}), false, "repo:octo-org@123456/app@789012:ref:refs/heads/main:event_name:pull_request_target"},
+		{"template with job_workflow_ref", with(func(c *GitHubContext) {
+			c.SubjectTemplate = []string{"job_workflow_ref"}
+			c.JobWorkflowRef = "octo-org/ci/.github/workflows/push.yml@refs/heads/main"
+		}), false, "job_workflow_ref:octo-org/ci/.github/workflows/push.yml@refs/heads/main"},
+	}
+	for _, tc := range cases {
+		ti := newTestIssuer(t)
+		if tc.server {
+			ti.SetURL(ti.srv.URL + "/_services/token")
+		}
+		gh := NewGitHub(ti.Issuer, "x", tc.ctx)
+		tok, err := gh.Token("sts.amazonaws.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := (&Verifier{}).Verify(context.Background(), tok)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if c["sub"] != tc.sub || c["repository_owner_id"] != "123456" || c["repository_id"] != "789012" {
+			t.Errorf("%s: sub %v (ids %v %v), want %s", tc.name, c["sub"], c["repository_owner_id"], c["repository_id"], tc.sub)
+		}
+	}
+}
+
+// TestGitHubPending: the Pending 403 reaches the client library as the status and GitHub's message.
+func TestGitHubPending(t *testing.T) {
+	gh, _, srv := newTestGitHub(t, GitHubContext{Repository: "octo-org/app"})
+	gh.SetPendingRate(1, 1)
+	t.Setenv("ACTIONS_ID_TOKEN_REQUEST_URL", srv.URL+gh.RequestPath())
+	t.Setenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "request-token-123")
+	_, err := githubactions.New().GetIDToken(context.Background(), "sts.amazonaws.com")
+	var rf *githubactions.RequestFailedError
+	if !errors.As(err, &rf) || rf.StatusCode != 403 || !strings.Contains(rf.Body, "Can't issue ID_TOKEN for job in 'Pending' state") {
+		t.Fatalf("err = %v", err)
+	}
+	gh.SetPendingRate(0.5, 7)
+	ok := 0
+	for i := 0; i < 40; i++ {
+		if _, err := githubactions.New().GetIDToken(context.Background(), "sts.amazonaws.com"); err == nil {
+			ok++
+		}
+	}
+	if ok == 0 || ok == 40 || gh.Pending() != 40-ok+0 {
+		t.Errorf("%d of 40 succeeded, %d pending", ok, gh.Pending())
 	}
 }

@@ -2,6 +2,7 @@ package oidc
 
 import (
 	"errors"
+	"net/http"
 	"sync"
 	"time"
 )
@@ -25,9 +26,10 @@ type Google struct {
 	created          time.Time
 	issued           ledger
 
-	mu               sync.Mutex
-	identityDisabled bool
-	tokenCreator     bool
+	mu                  sync.Mutex
+	identityDisabled    bool
+	tokenCreator        bool
+	generateAccessToken http.Handler // IAM Credentials generateAccessToken (SetAccessTokenHandler)
 }
 
 // NewGoogle returns a metadata server and IAM Credentials API for service account email

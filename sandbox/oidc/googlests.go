@@ -66,11 +66,12 @@ type GoogleSTS struct {
 	client *http.Client
 	issued ledger
 
-	mu        sync.Mutex
-	providers map[string]AWSProvider
-	tokens    map[string]FederatedToken
-	lifetime  time.Duration
-	now       func() time.Time
+	mu           sync.Mutex
+	providers    map[string]AWSProvider
+	tokens       map[string]FederatedToken
+	impersonable map[string]bool // service accounts federated identities may impersonate
+	lifetime     time.Duration
+	now          func() time.Time
 }
 
 // NewGoogleSTS returns a token exchange that verifies subject tokens against the AWS STS at awsSTSURL.
@@ -221,6 +222,12 @@ func (g *GoogleSTS) exchange(w http.ResponseWriter, ctx context.Context, p map[s
 		writeSTSError(w, http.StatusBadRequest, "invalid_request", "Missing required parameter: subject_token.")
 		return
 	}
+	// "scope: ... Required when exchanging an external credential for a Google access token" (STS v1
+	// token reference); the wording of the error is assumed.
+	if strings.TrimSpace(p["scope"]) == "" {
+		writeSTSError(w, http.StatusBadRequest, "invalid_request", "Missing required parameter: scope. It is required when exchanging an external credential for a Google access token.")
+		return
+	}
 	g.mu.Lock()
 	prov, ok := g.providers[normalizeAudience(p["audience"])]
 	g.mu.Unlock()
@@ -310,12 +317,17 @@ func parseAWSSubject(subject, audience string) (*http.Request, error) {
 	if h.Get("Authorization") == "" || h.Get("X-Amz-Date") == "" {
 		return nil, describe("The AWS request is not signed: Authorization and x-amz-date are required.")
 	}
+	// Google's libraries send the target header either way: golang.org/x/oauth2 signs it,
+	// google-auth-python adds it after signing ("Including this header as part of the signature is
+	// recommended"); Google accepts both, and requires it to name the audience.
 	target := h.Get("X-Goog-Cloud-Target-Resource")
 	if normalizeAudience(target) != normalizeAudience(audience) {
 		return nil, describe("The x-goog-cloud-target-resource header %q does not match the audience.", target)
 	}
-	if !signedHeader(h.Get("Authorization"), "x-goog-cloud-target-resource") {
-		return nil, describe("The x-goog-cloud-target-resource header must be signed.")
+	// AWS refuses a signature scoped to another region than the endpoint's ("Credential should be
+	// scoped to a valid region"); the global endpoint is us-east-1's.
+	if region, want := scopeRegion(h.Get("Authorization")), endpointRegion(u.Host); region != want {
+		return nil, describe("The AWS request is not valid: AWS STS answered 403 SignatureDoesNotMatch (Credential should be scoped to a valid region, not '%s': %s is %s's endpoint).", region, u.Host, want)
 	}
 	r, err := http.NewRequest(http.MethodPost, "https://"+u.Host+"/?"+u.RawQuery, nil)
 	if err != nil {
@@ -326,18 +338,28 @@ func parseAWSSubject(subject, audience string) (*http.Request, error) {
 	return r, nil
 }
 
-func signedHeader(auth, name string) bool {
-	_, after, ok := strings.Cut(auth, "SignedHeaders=")
+// scopeRegion is the region of a SigV4 Authorization header's credential scope
+// (Credential=AKID/DATE/REGION/SERVICE/aws4_request).
+func scopeRegion(auth string) string {
+	_, after, ok := strings.Cut(auth, "Credential=")
 	if !ok {
-		return false
+		return ""
 	}
-	list, _, _ := strings.Cut(after, ",")
-	for _, s := range strings.Split(list, ";") {
-		if strings.TrimSpace(s) == name {
-			return true
-		}
+	cred, _, _ := strings.Cut(after, ",")
+	parts := strings.Split(strings.TrimSpace(cred), "/")
+	if len(parts) != 5 {
+		return ""
 	}
-	return false
+	return parts[2]
+}
+
+// endpointRegion is the region an STS host serves: sts.REGION.amazonaws.com, or us-east-1 for the global
+// sts.amazonaws.com.
+func endpointRegion(host string) string {
+	if r, ok := strings.CutSuffix(strings.TrimPrefix(host, "sts."), ".amazonaws.com"); ok && r != "" {
+		return r
+	}
+	return "us-east-1"
 }
 
 type callerIdentity struct {

@@ -36,6 +36,12 @@ func writeGoogleError(w http.ResponseWriter, code int, status, message string, d
 // and an unknown service account looks exactly like a denied one.
 func (g *Google) IAMCredentialsHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, generateAccessTokenVerb) {
+			if h := g.accessTokens(); h != nil {
+				h.ServeHTTP(w, r)
+				return
+			}
+		}
 		i := strings.Index(r.URL.Path, "/v1/projects/")
 		if i < 0 || !strings.HasSuffix(r.URL.Path, generateIDTokenVerb) {
 			writeGoogleError(w, http.StatusNotFound, "NOT_FOUND", "The requested URL was not found on this server.")
@@ -96,6 +102,20 @@ func (g *Google) IAMCredentialsHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"token": tok})
 	})
+}
+
+// SetAccessTokenHandler makes the IAM Credentials endpoint answer generateAccessToken with h (a
+// GoogleSTS's GenerateAccessTokenHandler, for federated identities impersonating a service account).
+func (g *Google) SetAccessTokenHandler(h http.Handler) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.generateAccessToken = h
+}
+
+func (g *Google) accessTokens() http.Handler {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.generateAccessToken
 }
 
 func (g *Google) bearerOK(r *http.Request) bool {

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"mime"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/ecrpush/ecrpush/sandbox/oidc"
@@ -34,11 +36,57 @@ type Provider struct {
 
 // Server is the STS endpoint. It is safe for concurrent use.
 type Server struct {
-	world     *world.World
-	verifier  *oidc.Verifier
+	world    *world.World
+	verifier *oidc.Verifier
+	now      func() time.Time
+	log      *slog.Logger
+
+	mu        sync.Mutex
 	providers []Provider
-	now       func() time.Time
-	log       *slog.Logger
+	faults    faults
+}
+
+// faults are AWS's intermittent answers the sandbox can inject into AssumeRoleWithWebIdentity.
+type faults struct {
+	keyRate float64 // InvalidIdentityToken "Couldn't retrieve verification key from your identity provider"
+	rng     *mrand.Rand
+	keyHits int
+}
+
+// AddProvider registers another identity provider (an IAM OIDC provider in every account), e.g. a
+// GitHub Enterprise Server or enterprise issuer next to github.com's.
+func (s *Server) AddProvider(p Provider) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.providers = append(s.providers, p)
+}
+
+// SetVerificationKeyFailureRate makes a fraction of AssumeRoleWithWebIdentity calls fail as AWS's do
+// when STS cannot fetch the provider's keys at that moment: 400 InvalidIdentityToken "Couldn't retrieve
+// verification key from your identity provider, please reference AssumeRoleWithWebIdentity documentation
+// for requirements" (a known intermittent answer for GitHub's issuer; the API reference says to get a
+// new token and retry). Draws come from seed so a run replays; rate ≤ 0 turns it off.
+func (s *Server) SetVerificationKeyFailureRate(rate float64, seed int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = faults{keyRate: rate, rng: mrand.New(mrand.NewPCG(uint64(seed), 0x2545f4914f6cdd1d))}
+}
+
+// VerificationKeyFailures is how many calls were failed by SetVerificationKeyFailureRate.
+func (s *Server) VerificationKeyFailures() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.faults.keyHits
+}
+
+func (s *Server) drawKeyFailure() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.faults.keyRate <= 0 || s.faults.rng.Float64() >= s.faults.keyRate {
+		return false
+	}
+	s.faults.keyHits++
+	return true
 }
 
 // Option configures a Server.

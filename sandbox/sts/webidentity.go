@@ -97,6 +97,9 @@ func (s *Server) verifyToken(ctx context.Context, token, account string) (*ident
 	if p == nil {
 		return nil, errInvalidIdentityToken("No OpenIDConnect provider found in your account for %s", iss)
 	}
+	if s.drawKeyFailure() {
+		return nil, errInvalidIdentityToken(msgVerificationKey)
+	}
 	claims, err := s.verifier.Verify(ctx, token)
 	if err != nil {
 		return nil, s.tokenError(err, unverified)
@@ -148,9 +151,12 @@ func (s *Server) provider(iss string) *Provider {
 	if iss == "" {
 		return nil
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for i := range s.providers {
 		if strings.TrimSuffix(s.providers[i].IssuerURL, "/") == strings.TrimSuffix(iss, "/") {
-			return &s.providers[i]
+			p := s.providers[i]
+			return &p
 		}
 	}
 	return nil

@@ -371,6 +371,7 @@ func TestActionInputsReachFlags(t *testing.T) {
 		"gcp-service-account":       {bad: "not-an-email", with: map[string]string{"identity": "gcp"}, want: "ID token for not-an-email"},
 		"web-identity-token-file":   {bad: "/nonexistent/ecrpush-token", with: map[string]string{"identity": "file"}},
 		"source-google-credentials": {bad: "/nonexistent/google-credentials.json", want: "/nonexistent/google-credentials.json"},
+		"source-google-hosts":       {bad: "https://not-a-host/"},
 	}
 	for _, name := range a.inputNames() {
 		if _, ok := cases[name]; !ok {
