@@ -150,12 +150,12 @@ func TestContainerPath(t *testing.T) {
 		t.Fatal("not detected")
 	}
 	for in, want := range map[string]string{
-		"/home/runner/work/app/app":              "/github/workspace",
-		"/home/runner/work/app/app/a/b.tar":      "/github/workspace/a/b.tar",
-		"/home/runner/work/_temp":                "/github/runner_temp",
-		"/home/runner/work/_temp/x":              "/github/runner_temp/x",
-		"/home/runner/work/_tempest/x":           "",
-		"/home/runner/work/application/app/x":    "",
+		"/home/runner/work/app/app":               "/github/workspace",
+		"/home/runner/work/app/app/a/b.tar":       "/github/workspace/a/b.tar",
+		"/home/runner/work/_temp":                 "/github/runner_temp",
+		"/home/runner/work/_temp/x":               "/github/runner_temp/x",
+		"/home/runner/work/_tempest/x":            "",
+		"/home/runner/work/application/app/x":     "",
 		"/home/runner/work/app/app/../../etc/pwd": "",
 	} {
 		got, _ := c.ContainerPath(in)
