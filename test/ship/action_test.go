@@ -330,9 +330,9 @@ func TestReadmeWorkflowRuns(t *testing.T) {
 }
 
 // TestActionInputsReachFlags sets each input to a value its flag rejects, one at a time on top of a valid
-// step, and expects the one-line error to name that flag (or, where the message does not, to quote the
-// value): an input that maps to nothing is ignored and fails the test. Nothing may be written before the
-// error.
+// step, and expects the one-line error to name that input as the workflow says it ("input aws-region", not
+// --region; or, where the message does not, to quote the value): an input that maps to nothing is ignored
+// and fails the test. Nothing may be written before the error.
 func TestActionInputsReachFlags(t *testing.T) {
 	a := loadAction(t)
 	cases := map[string]struct {
@@ -395,9 +395,10 @@ func TestActionInputsReachFlags(t *testing.T) {
 			env[cli.InputName(name)] = c.bad
 			sb.Log.Reset()
 			r := run(t, workspace, env, a.Runs.Args...)
+			// The error names the input the workflow author wrote, not the flag behind it.
 			want := c.want
 			if want == "" {
-				want = "--" + inputFlag(name)
+				want = "input " + name
 			}
 			t.Logf("%s=%q: %s", cli.InputName(name), c.bad, r.errLine)
 			if r.code != 2 || !strings.Contains(r.errLine, want) {
