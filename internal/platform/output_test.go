@@ -122,3 +122,20 @@ func TestBuilderOutputStaysUnderCloudBuildsLimit(t *testing.T) {
 		})
 	}
 }
+
+func TestReportSaysWhenTheDigestWasComputed(t *testing.T) {
+	r := Report{Digest: "sha256:" + strings.Repeat("b", 64), Registry: "r", Repository: "app", Images: []Image{{URI: "r/app@sha256:b", Tags: []string{"v1"}}}}
+	var text strings.Builder
+	_ = r.WriteText(&text)
+	if strings.Contains(text.String(), "computed") || strings.Contains(r.Markdown(), "computed") || strings.Contains(string(r.JSON()), "digestComputed") {
+		t.Error("a kept digest is reported as computed")
+	}
+	r.DigestComputed = "it has no OCI index.json"
+	text.Reset()
+	_ = r.WriteText(&text)
+	for what, s := range map[string]string{"text": text.String(), "summary": r.Markdown(), "json": string(r.JSON())} {
+		if !strings.Contains(s, "it has no OCI index.json") {
+			t.Errorf("the %s report does not say the digest was computed:\n%s", what, s)
+		}
+	}
+}

@@ -23,6 +23,9 @@ type Artifact struct {
 	MediaType types.MediaType
 	Image     v1.Image
 	Index     v1.ImageIndex
+	// DigestComputed says why the digest is one ecrpush computed rather than the source's own (a docker
+	// archive without an OCI index.json, or with uncompressed layers); empty when the source's is kept.
+	DigestComputed string
 }
 
 // ImageArtifact wraps an image.
