@@ -80,7 +80,13 @@ func (a *ecrAccess) token(ctx context.Context, r credhelper.Registry) (*credhelp
 	}
 	cfg := s.Config.Copy()
 	cfg.Region = r.Region
-	return credhelper.GetToken(ctx, credhelper.NewClient(cfg, r), r.Account)
+	tok, err := credhelper.GetToken(ctx, credhelper.NewClient(cfg, r), r.Account)
+	if err != nil {
+		return nil, err
+	}
+	// The token is used (cached, handed out, put in a Secret) no longer than the session that fetched it.
+	tok.ExpiresAt = credhelper.CapToCredentials(ctx, cfg.Credentials, tok.ExpiresAt)
+	return tok, nil
 }
 
 // key names the identity behind a token without federating: the role (or the default chain's profile),
@@ -152,6 +158,9 @@ func credentialHelperCmd() command {
 // (1 for "not found", which is not fixable; 2 for a configuration to fix).
 func helperFail(stdio IO, err error) error {
 	fmt.Fprintln(stdio.Out, err)
+	if credentials.IsErrCredentialsNotFound(err) {
+		return quiet{err} // a host this helper does not serve: the answer above is the whole story
+	}
 	return err
 }
 
