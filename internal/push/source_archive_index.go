@@ -203,12 +203,12 @@ type tarIndex struct {
 	digest v1.Hash
 }
 
-func (x *tarIndex) MediaType() (types.MediaType, error)      { return x.mt, nil }
-func (x *tarIndex) Digest() (v1.Hash, error)                 { return x.digest, nil }
-func (x *tarIndex) Size() (int64, error)                     { return int64(len(x.raw)), nil }
+func (x *tarIndex) MediaType() (types.MediaType, error)       { return x.mt, nil }
+func (x *tarIndex) Digest() (v1.Hash, error)                  { return x.digest, nil }
+func (x *tarIndex) Size() (int64, error)                      { return int64(len(x.raw)), nil }
 func (x *tarIndex) IndexManifest() (*v1.IndexManifest, error) { return x.im.DeepCopy(), nil }
-func (x *tarIndex) RawManifest() ([]byte, error)             { return x.raw, nil }
-func (x *tarIndex) Image(h v1.Hash) (v1.Image, error)        { return x.b.image(h) }
+func (x *tarIndex) RawManifest() ([]byte, error)              { return x.raw, nil }
+func (x *tarIndex) Image(h v1.Hash) (v1.Image, error)         { return x.b.image(h) }
 func (x *tarIndex) ImageIndex(h v1.Hash) (v1.ImageIndex, error) {
 	return x.b.index(h)
 }
