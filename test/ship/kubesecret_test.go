@@ -140,7 +140,11 @@ func TestReadmeKubeSecretRecipe(t *testing.T) {
 	// its mounts (the projected token, the in-memory /out) as directories here.
 	cfg := sandbox.DefaultConfig()
 	cfg.Accounts[0].Roles[0].MaxSessionDuration = sandbox.Dur(12 * time.Hour)
-	sb := startSandbox(t, func(c *sandbox.Config) { *c = *cfg; c.StorageDir = t.TempDir(); c.ReplicationDelay = sandbox.Dur(100 * time.Millisecond) })
+	sb := startSandbox(t, func(c *sandbox.Config) {
+		*c = *cfg
+		c.StorageDir = t.TempDir()
+		c.ReplicationDelay = sandbox.Dur(100 * time.Millisecond)
+	})
 	mounts := map[string]string{}
 	for _, m := range init.VolumeMounts {
 		mounts[m.MountPath] = t.TempDir()

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/ecrpush/ecrpush/internal/cli"
 	"github.com/ecrpush/ecrpush/sandbox"
 )
@@ -216,5 +218,57 @@ func TestStepSourcesOnTheRunner(t *testing.T) {
 	r := s.run(t)
 	if gotAuth != "Basic dXNlcjpzZWNyZXQ=" || !strings.Contains(r.errLine, "not found") {
 		t.Errorf("DOCKER_CONFIG's login was not used (Authorization %q): %s", gotAuth, r.errLine)
+	}
+}
+
+// TestReadmeDockerStepRuns runs the README's `uses: docker://…` snippet as the runner runs a docker:// step
+// (ContainerActionHandler with no action.yml): only the inputs the step sets become INPUT_* variables, and the
+// args input is the container's arguments. Nothing declares defaults, so the region must be in the snippet.
+func TestReadmeDockerStepRuns(t *testing.T) {
+	var step map[string]any
+	for _, block := range fencedBlocks(readFile(t, filepath.Join(root, "README.md")), "yaml") {
+		if !strings.Contains(block, "uses: docker://ghcr.io/ecrpush/ecrpush@") {
+			continue
+		}
+		var steps []map[string]any
+		if err := yaml.Unmarshal([]byte(block), &steps); err != nil || len(steps) != 1 {
+			t.Fatalf("the docker:// snippet is not one step: %v", err)
+		}
+		step = steps[0]
+	}
+	if step == nil {
+		t.Fatal("README: no uses: docker://ghcr.io/ecrpush/ecrpush@… snippet")
+	}
+	sb := startSandbox(t, nil)
+	with, _ := step["with"].(map[string]any)
+	env := baseEnv(t, sb, func(k string) bool { return k == "ECRPUSH_ROLE_ARN" })
+	workspace, output := t.TempDir(), filepath.Join(t.TempDir(), "output")
+	env["GITHUB_WORKSPACE"], env["RUNNER_WORKSPACE"], env["GITHUB_OUTPUT"], env["CI"] = "/github/workspace", "/home/runner/work/app", output, "true"
+	var args []string
+	for k, v := range with {
+		value := expressionRe.ReplaceAllStringFunc(inputValue(v), func(expr string) string {
+			if strings.TrimSpace(expressionRe.FindStringSubmatch(expr)[1]) == "github.sha" {
+				return sb.Config.GitHub.SHA
+			}
+			t.Fatalf("input %s: the test knows no value for %s", k, expr)
+			return ""
+		})
+		if k == "args" {
+			args = strings.Fields(value)
+			continue
+		}
+		env[cli.InputName(k)] = value
+	}
+	if env["INPUT_AWS-REGION"] == "" {
+		t.Error("the docker:// snippet sets no aws-region: the step has no AWS_REGION and fails")
+	}
+	env["INPUT_ROLE-TO-ASSUME"] = "arn:aws:iam::" + sandbox.CIAccount + ":role/ecrpush-ci" // the sandbox's role
+	digest := writeSource(t, workspace, env["INPUT_SOURCE"])
+	r := run(t, workspace, env, args...)
+	if r.code != 0 {
+		t.Fatalf("the docker:// step exited %d: %s\n%s", r.code, r.errLine, r.stderr)
+	}
+	if got := githubOutputs(t, readFile(t, output))["digest"]; got != digest {
+		t.Errorf("digest output %q, want %s", got, digest)
 	}
 }
