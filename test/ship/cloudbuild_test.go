@@ -104,15 +104,24 @@ func loadCloudBuild(t *testing.T, path, mode string) (cloudBuild, map[string]str
 		}
 		subs[k] = v
 	}
+	return b, resubstitute(t, b, subs)
+}
+
+// resubstitute sets the user substitutions from b over subs, expanding references between them only with
+// options.dynamicSubstitutions (without it Cloud Build keeps "${BUILD_ID}" as written).
+func resubstitute(t *testing.T, b cloudBuild, subs map[string]string) map[string]string {
+	t.Helper()
+	for k, v := range b.Substitutions {
+		subs[k] = v
+	}
 	if b.Options.DynamicSubstitutions {
 		for i := 0; i < 3; i++ { // user substitutions may refer to each other
-			for k, v := range b.Substitutions {
+			for k := range b.Substitutions {
 				subs[k] = substitute(t, subs[k], subs)
-				_ = v
 			}
 		}
 	}
-	return b, subs
+	return subs
 }
 
 // isEcrpushStep tells the steps that run the ecrpush builder.
@@ -267,6 +276,21 @@ func TestCloudBuildPipeline(t *testing.T) {
 	for _, mode := range cloudBuildModes {
 		t.Run(mode, func(t *testing.T) {
 			b, subs := loadCloudBuild(t, filepath.Join(root, "cloudbuild", "cloudbuild.yaml"), mode)
+			if mode == "submit" {
+				// The README's command: its --substitutions replace the defaults (and what refers to them).
+				cmd := regexp.MustCompile(`(?m)^gcloud builds submit --config cloudbuild/cloudbuild\.yaml --substitutions (\S+)$`).FindStringSubmatch(readFile(t, filepath.Join(root, "README.md")))
+				if cmd == nil {
+					t.Fatal("README: no `gcloud builds submit --config cloudbuild/cloudbuild.yaml --substitutions …` line")
+				}
+				for _, kv := range strings.Split(cmd[1], ",") {
+					k, v, _ := strings.Cut(kv, "=")
+					if _, ok := b.Substitutions[k]; !ok {
+						t.Errorf("README passes %s, which cloudbuild.yaml does not declare (Cloud Build refuses it)", k)
+					}
+					b.Substitutions[k] = v
+				}
+				subs = resubstitute(t, b, subs)
+			}
 			var order []string
 			var built []string
 			for _, s := range b.Steps {
