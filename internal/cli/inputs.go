@@ -83,6 +83,10 @@ func (in *inputs) explain(err error) error {
 	return &reworded{msg: rewritten, err: err}
 }
 
+// flagsWithoutInput are push flags action.yml deliberately has no input for (test/ship's
+// TestActionCoversPushFlags keeps this list honest): as the Action they are still named as flags.
+var flagsWithoutInput = map[string]bool{"output": true}
+
 // words names a flag as the user set it (or, as the Action, as they would).
 func (in *inputs) words(flagName string) string {
 	o := in.origins[flagName]
@@ -91,7 +95,7 @@ func (in *inputs) words(flagName string) string {
 		return "input " + o.name
 	case o.kind == fromEnv:
 		return o.name
-	case o.kind == fromDefault && in.asAction:
+	case o.kind == fromDefault && in.asAction && !flagsWithoutInput[flagName]:
 		name := flagName
 		if a, ok := inputAliases[flagName]; ok {
 			name = a

@@ -80,7 +80,8 @@ var requiredInputs = []string{"role-to-assume", "aws-region", "source", "reposit
 	"identity", "audience", "role-session-name", "role-duration"}
 
 // flagsWithoutInput are push flags that deliberately have no input: --output picks text or JSON on a
-// terminal, and on GitHub the outputs carry the JSON.
+// terminal, and on GitHub the outputs carry the JSON. internal/cli/inputs.go keeps the same list, to name
+// them as flags in the Action's errors.
 var flagsWithoutInput = map[string]bool{"output": true}
 
 func TestActionManifest(t *testing.T) {
