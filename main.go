@@ -18,7 +18,9 @@ func main() {
 	err := realMain(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, cli.Message(err))
+		if !cli.IsQuiet(err) {
+			fmt.Fprintln(os.Stderr, cli.Message(err))
+		}
 		os.Exit(cli.ExitCode(err))
 	}
 }

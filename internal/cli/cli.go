@@ -59,6 +59,9 @@ type command struct {
 	// flags declares the flags on fs and returns the function that runs the command with the
 	// remaining arguments.
 	flags func(fs *flag.FlagSet, stdio IO) func(ctx context.Context, args []string) error
+	// flagsOnly: the command reads no ECRPUSH_* variable or Action input, only its command line (a
+	// printed trust policy must say exactly what was typed, never what a job's ECRPUSH_TAG widened).
+	flagsOnly bool
 }
 
 func commands() []command {
@@ -99,7 +102,12 @@ func Run(ctx context.Context, argv0 string, args []string, stdio IO) error {
 		fs.SetOutput(stdio.Err)
 		stdio.edge = &edge{}
 		run := c.flags(fs, stdio)
-		if err := parse(fs, args[1:], stdio.Getenv); err != nil {
+		getenv := stdio.Getenv
+		if c.flagsOnly {
+			getenv = func(string) string { return "" }
+		}
+		in, err := parseInputs(fs, args[1:], getenv, stdio.Err)
+		if err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				fmt.Fprintf(stdio.Out, "Usage of ecrpush %s: %s\n", c.name, c.short)
 				fs.SetOutput(stdio.Out)
@@ -114,7 +122,7 @@ func Run(ctx context.Context, argv0 string, args []string, stdio IO) error {
 		}
 		out := fs.Lookup("output")
 		stdio.edge.p = newPlatform(stdio, out != nil && out.Value.String() == "json")
-		err := run(ctx, fs.Args())
+		err = in.explain(run(ctx, fs.Args()))
 		if err != nil {
 			stdio.edge.p.Fail(Message(err))
 		}
@@ -129,48 +137,79 @@ func Run(ctx context.Context, argv0 string, args []string, stdio IO) error {
 	return fixable.New("unknown command %q: run ecrpush help for the list", args[0])
 }
 
-// parse parses flags, then fills every flag not given on the command line from ECRPUSH_<FLAG>.
+// parse parses flags, then fills every flag not given on the command line from the GitHub Action step's
+// input, else from ECRPUSH_<FLAG> (see parseInputs).
 func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	_, err := parseInputs(fs, args, getenv, io.Discard)
+	return err
+}
+
+// parseInputs parses flags, then fills every flag not given on the command line, first match wins: the
+// step's input (INPUT_<NAME>, what the step's `with:` sets), then ECRPUSH_<FLAG> (which a workflow or job
+// `env:` sets for every step). When both are set and differ, the input wins and warn gets a line naming
+// both (a workflow command on GitHub), so a job-wide ECRPUSH_REPOSITORY or ECRPUSH_ROLE_ARN can never
+// silently replace what the step says.
+func parseInputs(fs *flag.FlagSet, args []string, getenv func(string) string, warn io.Writer) (*inputs, error) {
+	in := &inputs{fs: fs, getenv: getenv, origins: map[string]origin{}}
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return err
+			return in, err
 		}
-		return fixable.New("%s: %v (run %s -h for usage)", fs.Name(), err, fs.Name())
+		return in, fixable.New("%s: %v (run %s -h for usage)", fs.Name(), err, fs.Name())
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	fs.Visit(func(f *flag.Flag) { in.origins[f.Name] = origin{kind: fromCommandLine} })
+	fs.VisitAll(func(f *flag.Flag) {
+		for _, n := range inputNames(f.Name) {
+			if strings.TrimSpace(getenv(n)) != "" {
+				in.asAction = getenv("GITHUB_ACTIONS") == "true"
+			}
+		}
+	})
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] || err != nil {
+		if _, set := in.origins[f.Name]; set || err != nil {
 			return
 		}
-		for _, env := range envNames(f.Name) {
-			v := strings.TrimSpace(getenv(env))
+		env := EnvName(f.Name)
+		envValue := strings.TrimSpace(getenv(env))
+		for _, n := range inputNames(f.Name) {
+			v := strings.TrimSpace(getenv(n))
 			if v == "" {
 				continue
 			}
+			input := strings.ToLower(strings.TrimPrefix(n, "INPUT_"))
+			if envValue != "" && envValue != v {
+				in.warnf(warn, "input %s (%s) overrides %s (%s) from the workflow's or job's env: the step's input wins; remove one of them", input, v, env, envValue)
+			}
+			in.origins[f.Name] = origin{kind: fromInput, name: input}
 			if e := fs.Set(f.Name, v); e != nil {
-				err = fixable.New("%s=%q is not %s (it sets --%s)", env, v, valueHint(f, e), f.Name)
+				err = fixable.New("input %s %q is not %s (it sets --%s)", input, v, valueHint(f, e), f.Name)
 			}
 			return
 		}
+		if envValue != "" {
+			in.origins[f.Name] = origin{kind: fromEnv, name: env}
+			if e := fs.Set(f.Name, envValue); e != nil {
+				err = fixable.New("%s=%q is not %s (it sets --%s)", env, envValue, valueHint(f, e), f.Name)
+			}
+		}
 	})
-	return err
+	return in, err
 }
 
 // inputAliases are GitHub Action input names that differ from the flag they set (the names
 // aws-actions/configure-aws-credentials users already know).
 var inputAliases = map[string]string{"role-arn": "role-to-assume", "region": "aws-region", "tag": "tags"}
 
-// envNames are the variables that set a flag, first match wins: ECRPUSH_<FLAG>, then the GitHub
-// Action input INPUT_<FLAG> (GitHub keeps the dashes) and its alias.
-func envNames(flagName string) []string {
-	out := []string{EnvName(flagName), InputName(flagName)}
+// inputNames are the GitHub Action input variables that set a flag (GitHub keeps the dashes:
+// INPUT_ROLE-TO-ASSUME), the documented alias first; ECRPUSH_<FLAG> comes after them.
+func inputNames(flagName string) []string {
+	var out []string
 	if a, ok := inputAliases[flagName]; ok {
 		out = append(out, InputName(a))
 	}
-	return out
+	return append(out, InputName(flagName))
 }
 
 // InputName is the variable GitHub sets for an action input.

@@ -88,6 +88,8 @@ func (a *ecrAccess) token(ctx context.Context, r ecr.Registry) (*ecr.Token, erro
 	if err != nil {
 		return nil, err
 	}
+	// The token is used (cached, handed out, put in a Secret) no longer than the session that fetched it.
+	tok.ExpiresAt = credhelper.CapToCredentials(ctx, cfg.Credentials, tok.ExpiresAt)
 	// The password and the Basic form clients send (base64 USER:PASSWORD) are both secrets.
 	mask := a.stdio.platform().Mask
 	mask(tok.Password)
@@ -164,6 +166,9 @@ func credentialHelperCmd() command {
 // (1 for "not found", which is not fixable; 2 for a configuration to fix).
 func helperFail(stdio IO, err error) error {
 	fmt.Fprintln(stdio.Out, err)
+	if credentials.IsErrCredentialsNotFound(err) {
+		return quiet{err} // a host this helper does not serve: the answer above is the whole story
+	}
 	return err
 }
 

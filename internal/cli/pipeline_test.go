@@ -160,3 +160,23 @@ func TestPipelineJSONOnGitHub(t *testing.T) {
 		t.Error("GitHub outputs not written")
 	}
 }
+
+// TestTrustPolicyReadsOnlyItsCommandLine: push's variables (ECRPUSH_TAG, ECRPUSH_REPOSITORY) must not
+// leak into a printed trust policy.
+func TestTrustPolicyReadsOnlyItsCommandLine(t *testing.T) {
+	t.Setenv("ECRPUSH_TAG", "v*")
+	t.Setenv("ECRPUSH_REPOSITORY", "other/app")
+	t.Setenv("ECRPUSH_ENVIRONMENT", "prod")
+	r := run(t, "trust-policy", "--github-repo", "octo-org/app", "--branch", "main", "--account", "111122223333", "--policy", "all")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.errLine)
+	}
+	for _, leaked := range []string{"ref:refs/tags/", "other/app", "environment:prod"} {
+		if strings.Contains(r.stdout, leaked) {
+			t.Errorf("a variable widened the printed policy (%s):\n%s", leaked, r.stdout)
+		}
+	}
+	if !strings.Contains(r.stdout, "repo:octo-org/app:ref:refs/heads/main") {
+		t.Errorf("policy:\n%s", r.stdout)
+	}
+}

@@ -37,7 +37,7 @@ type trustPolicyFlags struct {
 }
 
 func trustPolicyCmd() command {
-	return command{name: "trust-policy", short: "print the IAM trust and permissions policies for a CI identity; explain a token", flags: func(fs *flag.FlagSet, stdio IO) func(context.Context, []string) error {
+	return command{name: "trust-policy", flagsOnly: true, short: "print the IAM trust and permissions policies for a CI identity; explain a token", flags: func(fs *flag.FlagSet, stdio IO) func(context.Context, []string) error {
 		var f trustPolicyFlags
 		s := &f.spec
 		fs.StringVar(&s.GitHubRepo, "github-repo", "", "GitHub repository OWNER/REPO, or OWNER@OWNER_ID/REPO@REPO_ID for a repository on immutable subject claims")

@@ -3,6 +3,7 @@ package credhelper
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -25,9 +26,15 @@ type Helper struct {
 	Key func(r ecr.Registry) string
 	// Fetch returns a new token for r (federating as configured).
 	Fetch func(ctx context.Context, r ecr.Registry) (*ecr.Token, error)
-	Now   func() time.Time
-	Log   *slog.Logger
+	// FetchTimeout bounds one Fetch (default DefaultFetchTimeout): a registry that runs the helper waits
+	// for it, often holding a lock, so an unreachable STS fails a get quickly instead of after every retry.
+	FetchTimeout time.Duration
+	Now          func() time.Time
+	Log          *slog.Logger
 }
+
+// DefaultFetchTimeout keeps a failing get under 5 seconds, process start included.
+const DefaultFetchTimeout = 4 * time.Second
 
 var _ credentials.Helper = (*Helper)(nil)
 
@@ -97,11 +104,7 @@ func (h *Helper) Entry(r ecr.Registry) (*Entry, error) {
 			return old, nil
 		}
 	}
-	ctx := h.Ctx
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	tok, err := h.Fetch(ctx, r)
+	tok, err := h.fetch(r)
 	if err != nil {
 		if old != nil && old.Valid(now) {
 			h.log().Warn("ECR token refresh failed; using the cached token until it expires", "registry", r.Host, "expires", old.ExpiresAt, "err", err)
@@ -159,4 +162,23 @@ func (h *Helper) List() (map[string]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// fetch runs Fetch within FetchTimeout.
+func (h *Helper) fetch(r ecr.Registry) (*ecr.Token, error) {
+	ctx := h.Ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	timeout := h.FetchTimeout
+	if timeout <= 0 {
+		timeout = DefaultFetchTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tok, err := h.Fetch(ctx, r)
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return nil, fmt.Errorf("no ECR token for %s within %s (STS or ECR did not answer) and no unexpired cached token: %w", r.Host, timeout, err)
+	}
+	return tok, err
 }

@@ -290,15 +290,16 @@ func (r *run) report(res *push.Result) *platform.Report {
 		}
 	}
 	rep := &platform.Report{
-		Digest:        res.Digest.String(),
-		MediaType:     string(res.MediaType),
-		Registry:      res.Registry,
-		Repository:    res.Repository,
-		Images:        images,
-		Size:          res.Size,
-		Layers:        res.Layers,
-		BytesUploaded: res.BytesUploaded,
-		BytesSkipped:  res.BytesPresent,
+		Digest:         res.Digest.String(),
+		DigestComputed: r.art.DigestComputed,
+		MediaType:      string(res.MediaType),
+		Registry:       res.Registry,
+		Repository:     res.Repository,
+		Images:         images,
+		Size:           res.Size,
+		Layers:         res.Layers,
+		BytesUploaded:  res.BytesUploaded,
+		BytesSkipped:   res.BytesPresent,
 	}
 	if r.sess != nil {
 		rep.AccountID, rep.Region = r.sess.Account, r.sess.Config.Region

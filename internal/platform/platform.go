@@ -126,11 +126,8 @@ func (g *github) Report(r *Report) error {
 	if g.o.Getenv("GITHUB_OUTPUT") == "" {
 		errs = append(errs, errors.New("GITHUB_OUTPUT is not set: outputs were not written"))
 	} else {
-		for _, kv := range outputs {
-			if err := guard(func() { g.a.SetOutput(kv[0], kv[1]) }); err != nil {
-				errs = append(errs, fmt.Errorf("set output %s: %w", kv[0], err))
-				break
-			}
+		if err := writeOutputs(g.o.Getenv("GITHUB_OUTPUT"), outputs); err != nil {
+			errs = append(errs, fmt.Errorf("set outputs: %w", err))
 		}
 	}
 	if g.o.Getenv("GITHUB_STEP_SUMMARY") != "" {
@@ -163,11 +160,8 @@ func guard(f func()) (err error) {
 	return nil
 }
 
-// cloudBuild writes $BUILDER_OUTPUT/output, which Cloud Build keeps up to 50 KB of.
+// cloudBuild writes $BUILDER_OUTPUT/output, which Cloud Build keeps up to 50KB of (MaxBuilderOutput).
 type cloudBuild struct{ o Options }
-
-// MaxBuilderOutput is Cloud Build's limit on $BUILDER_OUTPUT/output.
-const MaxBuilderOutput = 50 * 1024
 
 func (*cloudBuild) Kind() Kind            { return CloudBuild }
 func (*cloudBuild) Mask(string)           {}
@@ -176,21 +170,9 @@ func (c *cloudBuild) Fail(message string) {}
 
 func (c *cloudBuild) Report(r *Report) error {
 	_ = r.WriteText(c.o.Log)
-	b, err := json.Marshal(r)
+	b, err := builderOutput(r)
 	if err != nil {
 		return err
-	}
-	if len(b) > MaxBuilderOutput {
-		// Keep what a later step needs: the digest, the URIs and each destination's status.
-		slim := *r
-		for i := range slim.Replication {
-			slim.Replication[i].URI = ""
-		}
-		b, _ = json.Marshal(slim)
-		if len(b) > MaxBuilderOutput {
-			b, _ = json.Marshal(map[string]any{"digest": r.Digest, "registry": r.Registry, "repository": r.Repository,
-				"images": r.Images, "truncated": true})
-		}
 	}
 	if c.o.JSON {
 		if _, err := fmt.Fprintf(c.o.Out, "%s\n", r.JSON()); err != nil {

@@ -14,19 +14,22 @@ import (
 // Report is the result of a push: the same data goes to GitHub outputs, the Cloud Build output file
 // and `--output json`.
 type Report struct {
-	Digest        string    `json:"digest"`
-	MediaType     string    `json:"mediaType,omitempty"`
-	Registry      string    `json:"registry"`
-	Repository    string    `json:"repository"`
-	AccountID     string    `json:"awsAccountId,omitempty"`
-	Region        string    `json:"region,omitempty"`
-	Images        []Image   `json:"images"`
-	Size          int64     `json:"size"`
-	Layers        int       `json:"layers"`
-	BytesUploaded int64     `json:"bytesUploaded"`
-	BytesSkipped  int64     `json:"bytesSkipped"`
-	Seconds       float64   `json:"seconds"`
-	Replication   []Replica `json:"replication"`
+	Digest string `json:"digest"`
+	// DigestComputed says why Digest is one ecrpush computed rather than the source's own (push.Artifact's
+	// DigestComputed: a docker archive without an OCI index.json, or with uncompressed layers).
+	DigestComputed string    `json:"digestComputed,omitempty"`
+	MediaType      string    `json:"mediaType,omitempty"`
+	Registry       string    `json:"registry"`
+	Repository     string    `json:"repository"`
+	AccountID      string    `json:"awsAccountId,omitempty"`
+	Region         string    `json:"region,omitempty"`
+	Images         []Image   `json:"images"`
+	Size           int64     `json:"size"`
+	Layers         int       `json:"layers"`
+	BytesUploaded  int64     `json:"bytesUploaded"`
+	BytesSkipped   int64     `json:"bytesSkipped"`
+	Seconds        float64   `json:"seconds"`
+	Replication    []Replica `json:"replication"`
 	// SupplyChain is what travelled with the image: referrers carried, attestations --platform left
 	// out, signature checks, findings when gated (its fields are inlined in the JSON).
 	*supplychain.Report
@@ -69,6 +72,9 @@ func (r *Report) ImageURIs() []string {
 func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(w, "pushed %s (%s, %d layers, %s)\n", r.ImageURI(), r.Digest, r.Layers, humanBytes(r.Size))
 	fmt.Fprintf(w, "  uploaded %s, already present %s, %.1fs\n", humanBytes(r.BytesUploaded), humanBytes(r.BytesSkipped), r.Seconds)
+	if r.DigestComputed != "" {
+		fmt.Fprintf(w, "  digest computed by ecrpush, not the source's own: %s\n", r.DigestComputed)
+	}
 	for _, u := range r.ImageURIs() {
 		fmt.Fprintf(w, "  %s\n", u)
 	}
@@ -99,6 +105,9 @@ func (r *Report) Markdown() string {
 	fmt.Fprintf(&b, "### ecrpush: `%s`\n\n", r.ImageURI())
 	fmt.Fprintf(&b, "Digest `%s` · %d layers · %s · uploaded %s, already present %s · %.1fs\n\n",
 		r.Digest, r.Layers, humanBytes(r.Size), humanBytes(r.BytesUploaded), humanBytes(r.BytesSkipped), r.Seconds)
+	if r.DigestComputed != "" {
+		fmt.Fprintf(&b, "> The digest was computed by ecrpush, not kept from the source: %s\n\n", r.DigestComputed)
+	}
 	b.WriteString("| Account | Region | Image | Status | Seconds |\n|---|---|---|---|---|\n")
 	fmt.Fprintf(&b, "| %s | %s | `%s` | PUSHED | %.1f |\n", r.AccountID, r.Region, r.Images[0].URI, r.Seconds)
 	for _, d := range r.Replication {

@@ -26,6 +26,9 @@ type Artifact struct {
 	// DroppedAttestations are the index's BuildKit attestation manifests for the image SelectPlatform
 	// picked: they describe it but live only in the index, so a single-platform push leaves them out.
 	DroppedAttestations []v1.Descriptor
+	// DigestComputed says why the digest is one ecrpush computed rather than the source's own (a docker
+	// archive without an OCI index.json, or with uncompressed layers); empty when the source's is kept.
+	DigestComputed string
 }
 
 // ImageArtifact wraps an image.

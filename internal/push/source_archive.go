@@ -129,9 +129,12 @@ func sectionOpener(file string, e tarEntry) func() (io.ReadCloser, error) {
 	}
 }
 
-// loadDockerArchive reads a docker-save tar. Uncompressed layers are gzipped once, in parallel, into
-// dir; already compressed ones are used where they lie. The result is a new Docker schema 2 image
-// whose config is the archive's, byte for byte.
+// loadDockerArchive reads a docker-save tar. An archive with an OCI index.json (Docker 25+) is read
+// through it and keeps its digest and attestations (source_archive_index.go). Otherwise, or when its
+// layers are stored uncompressed, manifest.json is read: uncompressed layers are gzipped once, in
+// parallel, into dir; already compressed ones are used where they lie. The result is then a new Docker
+// schema 2 image whose config is the archive's, byte for byte, and whose digest is ecrpush's
+// (Artifact.DigestComputed says why).
 func loadDockerArchive(ctx context.Context, display, file, tag, dir string, o *sourceOptions) (*Artifact, error) {
 	f, err := os.Open(file)
 	if err != nil {
@@ -141,6 +144,18 @@ func loadDockerArchive(ctx context.Context, display, file, tag, dir string, o *s
 	f.Close()
 	if err != nil {
 		return nil, fixable.Wrap(err, fmt.Sprintf("%s is not a readable tar (%v): it must be the output of docker save", display, err))
+	}
+	computed := "it has no OCI index.json (docker save before Docker 25): ecrpush wrote the manifest"
+	if ie, ok := resolveEntry(entries, "index.json"); ok {
+		a, why, err := loadArchiveIndex(display, file, entries, ie, tag, o)
+		if err != nil {
+			return nil, err
+		}
+		if a != nil {
+			o.log.Debug("docker archive read through index.json", "source", display, "digest", a.Digest.String())
+			return o.pick(a)
+		}
+		computed = why
 	}
 	me, ok := resolveEntry(entries, "manifest.json")
 	if !ok {
@@ -205,6 +220,8 @@ func loadDockerArchive(ctx context.Context, display, file, tag, dir string, o *s
 	if err != nil {
 		return nil, err
 	}
+	a.DigestComputed = computed
+	o.log.Info("digest computed by ecrpush, not the archive's own: "+computed, "source", display, "digest", a.Digest.String())
 	return o.pick(a)
 }
 

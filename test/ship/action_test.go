@@ -80,7 +80,8 @@ var requiredInputs = []string{"role-to-assume", "aws-region", "source", "reposit
 	"identity", "audience", "role-session-name", "role-duration"}
 
 // flagsWithoutInput are push flags that deliberately have no input: --output picks text or JSON on a
-// terminal, and on GitHub the outputs carry the JSON.
+// terminal, and on GitHub the outputs carry the JSON. internal/cli/inputs.go keeps the same list, to name
+// them as flags in the Action's errors.
 var flagsWithoutInput = map[string]bool{"output": true}
 
 func TestActionManifest(t *testing.T) {
@@ -331,9 +332,9 @@ func TestReadmeWorkflowRuns(t *testing.T) {
 }
 
 // TestActionInputsReachFlags sets each input to a value its flag rejects, one at a time on top of a valid
-// step, and expects the one-line error to name that flag (or, where the message does not, to quote the
-// value): an input that maps to nothing is ignored and fails the test. Nothing may be written before the
-// error.
+// step, and expects the one-line error to name that input as the workflow says it ("input aws-region", not
+// --region; or, where the message does not, to quote the value): an input that maps to nothing is ignored
+// and fails the test. Nothing may be written before the error.
 func TestActionInputsReachFlags(t *testing.T) {
 	a := loadAction(t)
 	cases := map[string]struct {
@@ -402,9 +403,10 @@ func TestActionInputsReachFlags(t *testing.T) {
 			env[cli.InputName(name)] = c.bad
 			sb.Log.Reset()
 			r := run(t, workspace, env, a.Runs.Args...)
+			// The error names the input the workflow author wrote, not the flag behind it.
 			want := c.want
 			if want == "" {
-				want = "--" + inputFlag(name)
+				want = "input " + name
 			}
 			t.Logf("%s=%q: %s", cli.InputName(name), c.bad, r.errLine)
 			if r.code != 2 || !strings.Contains(r.errLine, want) {

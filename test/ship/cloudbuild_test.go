@@ -31,21 +31,34 @@ type cloudBuild struct {
 	} `json:"options"`
 }
 
-// cloudBuildDefaults are the built-in substitutions a triggered build has, with test values.
-var cloudBuildDefaults = map[string]string{
+// Cloud Build's built-in substitutions (cloud.google.com/build/docs/configuring-builds/substitute-variable-values):
+// every build has these...
+var cloudBuildAlways = map[string]string{
 	"PROJECT_ID":     "example-project",
 	"PROJECT_NUMBER": "123456789012",
 	"BUILD_ID":       "b1d0a6e2-0000-4000-8000-000000000001",
 	"LOCATION":       "us-central1",
-	"COMMIT_SHA":     "0123456789abcdef0123456789abcdef01234567",
-	"SHORT_SHA":      "0123456",
-	"REVISION_ID":    "0123456789abcdef0123456789abcdef01234567",
-	"BRANCH_NAME":    "main",
-	"TAG_NAME":       "",
-	"REPO_NAME":      "app",
-	"REF_NAME":       "main",
-	"TRIGGER_NAME":   "push-main",
 }
+
+// ...and a build a trigger starts also has these. Under `gcloud builds submit` they exist but are empty,
+// which is how `--tag $SHORT_SHA` became `--tag ""`.
+var cloudBuildTrigger = map[string]string{
+	"COMMIT_SHA":                "0123456789abcdef0123456789abcdef01234567",
+	"SHORT_SHA":                 "0123456",
+	"REVISION_ID":               "0123456789abcdef0123456789abcdef01234567",
+	"BRANCH_NAME":               "main",
+	"TAG_NAME":                  "",
+	"REPO_NAME":                 "app",
+	"REPO_FULL_NAME":            "example/app",
+	"REF_NAME":                  "main",
+	"TRIGGER_NAME":              "push-main",
+	"TRIGGER_BUILD_CONFIG_PATH": "cloudbuild.yaml",
+	"SERVICE_ACCOUNT_EMAIL":     "ecrpush-builder@example-project.iam.gserviceaccount.com",
+	"SERVICE_ACCOUNT":           "projects/example-project/serviceAccounts/ecrpush-builder@example-project.iam.gserviceaccount.com",
+}
+
+// cloudBuildModes are the two ways a config runs.
+var cloudBuildModes = []string{"trigger", "submit"}
 
 var substitutionRe = regexp.MustCompile(`\$\$|\$\{([A-Z_][A-Z0-9_]*)\}|\$([A-Z_][A-Z0-9_]*)`)
 
@@ -53,29 +66,36 @@ var substitutionRe = regexp.MustCompile(`\$\$|\$\{([A-Z_][A-Z0-9_]*)\}|\$([A-Z_]
 // as Cloud Build does.
 func substitute(t *testing.T, s string, subs map[string]string) string {
 	t.Helper()
-	for i := 0; i < 3 && substitutionRe.MatchString(strings.ReplaceAll(s, "$$", "")); i++ { // dynamic substitutions nest
-		s = substitutionRe.ReplaceAllStringFunc(s, func(m string) string {
-			if m == "$$" {
-				return m
-			}
-			sm := substitutionRe.FindStringSubmatch(m)
-			key := sm[1] + sm[2]
-			v, ok := subs[key]
-			if !ok {
-				t.Fatalf("substitution %s in %q is not defined", m, s)
-			}
-			return v
-		})
-	}
+	s = substitutionRe.ReplaceAllStringFunc(s, func(m string) string {
+		if m == "$$" {
+			return m
+		}
+		sm := substitutionRe.FindStringSubmatch(m)
+		key := sm[1] + sm[2]
+		v, ok := subs[key]
+		if !ok {
+			t.Fatalf("substitution %s in %q is not defined", m, s)
+		}
+		return v
+	})
 	return strings.ReplaceAll(s, "$$", "$")
 }
 
-func loadCloudBuild(t *testing.T, path string) (cloudBuild, map[string]string) {
+// loadCloudBuild reads a config and the substitutions a build of it has in mode: the built-ins, then the
+// user substitutions, whose values refer to others only with options.dynamicSubstitutions (without it
+// Cloud Build keeps "${BUILD_ID}" as written).
+func loadCloudBuild(t *testing.T, path, mode string) (cloudBuild, map[string]string) {
 	t.Helper()
 	var b cloudBuild
 	readYAML(t, path, &b)
 	subs := map[string]string{}
-	for k, v := range cloudBuildDefaults {
+	for k, v := range cloudBuildAlways {
+		subs[k] = v
+	}
+	for k, v := range cloudBuildTrigger {
+		if mode == "submit" {
+			v = ""
+		}
 		subs[k] = v
 	}
 	for k, v := range b.Substitutions {
@@ -84,10 +104,24 @@ func loadCloudBuild(t *testing.T, path string) (cloudBuild, map[string]string) {
 		}
 		subs[k] = v
 	}
+	return b, resubstitute(t, b, subs)
+}
+
+// resubstitute sets the user substitutions from b over subs, expanding references between them only with
+// options.dynamicSubstitutions (without it Cloud Build keeps "${BUILD_ID}" as written).
+func resubstitute(t *testing.T, b cloudBuild, subs map[string]string) map[string]string {
+	t.Helper()
 	for k, v := range b.Substitutions {
-		subs[k] = substitute(t, v, subs)
+		subs[k] = v
 	}
-	return b, subs
+	if b.Options.DynamicSubstitutions {
+		for i := 0; i < 3; i++ { // user substitutions may refer to each other
+			for k := range b.Substitutions {
+				subs[k] = substitute(t, subs[k], subs)
+			}
+		}
+	}
+	return subs
 }
 
 // isEcrpushStep tells the steps that run the ecrpush builder.
@@ -118,12 +152,16 @@ func TestCloudBuildExamples(t *testing.T) {
 		t.Error("README: no Cloud Build example (a ```yaml block using gcr.io/cloud-builders/docker)")
 	}
 	for _, file := range files {
-		t.Run(filepath.Base(file), func(t *testing.T) { runCloudBuildExample(t, file) })
+		for _, mode := range cloudBuildModes {
+			t.Run(filepath.Base(file)+"/"+mode, func(t *testing.T) { runCloudBuildExample(t, file, mode) })
+		}
 	}
 }
 
-func runCloudBuildExample(t *testing.T, file string) {
-	b, subs := loadCloudBuild(t, file)
+var tagRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+
+func runCloudBuildExample(t *testing.T, file, mode string) {
+	b, subs := loadCloudBuild(t, file, mode)
 	sa := substitute(t, b.ServiceAccount, subs)
 	email := strings.TrimPrefix(sa, "projects/"+subs["PROJECT_ID"]+"/serviceAccounts/")
 	if sa == "" || email == sa || !strings.HasSuffix(email, ".iam.gserviceaccount.com") {
@@ -165,8 +203,13 @@ func runCloudBuildExample(t *testing.T, file string) {
 			args = append(args, inWorkspace(substitute(t, a, subs)))
 		}
 		source, repo, tags, to := flagValue(args, "source"), flagValue(args, "repository"), flagValue(args, "tag"), flagValue(args, "replicate-to")
-		if source == "" || repo == "" || tags == "" || to == "" || flagValue(args, "role-arn") == "" {
+		if source == "" || repo == "" || to == "" || flagValue(args, "role-arn") == "" {
 			t.Fatalf("step %d args %q: want --source, --repository, --tag, --role-arn and --replicate-to", i, args)
+		}
+		for _, tag := range strings.Split(tags, ",") {
+			if !tagRe.MatchString(tag) {
+				t.Fatalf("step %d: --tag is %q when %s: use a substitution every build has ($BUILD_ID, or a _TAG with a default)", i, tags, map[string]string{"trigger": "a trigger runs it", "submit": "run with gcloud builds submit"}[mode])
+			}
 		}
 		digest := writeSource(t, workspace, source)
 
@@ -189,16 +232,16 @@ func runCloudBuildExample(t *testing.T, file string) {
 			t.Fatalf("step %d exited %d: %s\n%s", i, r.code, r.errLine, r.stderr)
 		}
 		text := readFile(t, filepath.Join(output, "output"))
-		if len(text) > 50*1024 {
-			t.Errorf("$BUILDER_OUTPUT/output is %d bytes; Cloud Build keeps 50 KB", len(text))
+		if len(text) >= 50_000 {
+			t.Errorf("$BUILDER_OUTPUT/output is %d bytes; Cloud Build keeps the first 50KB", len(text))
 		}
 		var rep pushReport
 		decodeJSON(t, "$BUILDER_OUTPUT/output", text, &rep)
 		if rep.Digest != digest {
 			t.Errorf("output digest %q, want %s", rep.Digest, digest)
 		}
-		if len(rep.Images) == 0 || !strings.Contains(rep.Images[0].URI, "/"+repo+"@"+digest) || !strings.Contains(strings.Join(rep.Images[0].Tags, ","), subs["SHORT_SHA"]) {
-			t.Errorf("output images %+v: want %s@%s tagged %s", rep.Images, repo, digest, subs["SHORT_SHA"])
+		if len(rep.Images) == 0 || !strings.Contains(rep.Images[0].URI, "/"+repo+"@"+digest) || strings.Join(rep.Images[0].Tags, ",") != tags {
+			t.Errorf("output images %+v: want %s@%s tagged %s", rep.Images, repo, digest, tags)
 		}
 		checkReplication(t, rep.Replication, destinations(to, sandbox.CIAccount), digest)
 		if strings.Contains(r.stdout, "::") {
@@ -225,33 +268,108 @@ func flagValue(args []string, name string) string {
 	return strings.Join(vals, ",")
 }
 
-// TestCloudBuildPipeline checks the builder's own pipeline: it runs the README's test command, builds the
-// image, runs the built image with --help before publishing it, and that smoke step passes.
+// TestCloudBuildPipeline checks the builder's own pipeline, as a trigger and under `gcloud builds submit`: it
+// runs the README's test command, builds the image with BuildKit (the Dockerfile's FROM --platform needs it),
+// runs the built image (version, --help, demo) before Cloud Build publishes it through images:, and the
+// smoke commands pass on the binary built as the Dockerfile builds it.
 func TestCloudBuildPipeline(t *testing.T) {
-	b, subs := loadCloudBuild(t, filepath.Join(root, "cloudbuild", "cloudbuild.yaml"))
-	var order []string
-	for _, s := range b.Steps {
-		name, args := substitute(t, s.Name, subs), strings.Join(s.Args, " ")
-		switch {
-		case strings.HasPrefix(name, "golang:1.26") && s.Entrypoint == "go" && args == "test ./...":
-			order = append(order, "test")
-		case strings.Contains(name, "cloud-builders/docker") && strings.HasPrefix(args, "build "):
-			order = append(order, "build")
-			if !strings.Contains(args, "VERSION=") {
-				t.Error("the image build does not pass the VERSION build argument")
+	for _, mode := range cloudBuildModes {
+		t.Run(mode, func(t *testing.T) {
+			b, subs := loadCloudBuild(t, filepath.Join(root, "cloudbuild", "cloudbuild.yaml"), mode)
+			if mode == "submit" {
+				// The README's command: its --substitutions replace the defaults (and what refers to them).
+				cmd := regexp.MustCompile(`(?m)^gcloud builds submit --config cloudbuild/cloudbuild\.yaml --substitutions (\S+)$`).FindStringSubmatch(readFile(t, filepath.Join(root, "README.md")))
+				if cmd == nil {
+					t.Fatal("README: no `gcloud builds submit --config cloudbuild/cloudbuild.yaml --substitutions …` line")
+				}
+				for _, kv := range strings.Split(cmd[1], ",") {
+					k, v, _ := strings.Cut(kv, "=")
+					if _, ok := b.Substitutions[k]; !ok {
+						t.Errorf("README passes %s, which cloudbuild.yaml does not declare (Cloud Build refuses it)", k)
+					}
+					b.Substitutions[k] = v
+				}
+				subs = resubstitute(t, b, subs)
 			}
-		case isEcrpushStep(name) && args == "--help":
-			order = append(order, "smoke")
-			r := run(t, t.TempDir(), map[string]string{}, s.Args...)
-			if r.code != 0 || !strings.Contains(r.stdout, "push") {
-				t.Errorf("the smoke step's ecrpush --help: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			var order []string
+			var built []string
+			for _, s := range b.Steps {
+				name := substitute(t, s.Name, subs)
+				var args []string
+				for _, a := range s.Args {
+					args = append(args, substitute(t, a, subs))
+				}
+				joined := strings.Join(args, " ")
+				switch {
+				case strings.HasPrefix(name, "golang:") && s.Entrypoint == "go" && joined == "test ./...":
+					order = append(order, "test")
+				case strings.HasPrefix(joined, "buildx build "):
+					order = append(order, "build")
+					if !regexp.MustCompile(`^docker:[0-9.]+-cli@sha256:[0-9a-f]{64}$`).MatchString(name) {
+						t.Errorf("the build step runs in %s: use Docker's CLI image (it carries buildx), pinned by digest", name)
+					}
+					if !strings.Contains(joined, "--load") || !strings.Contains(joined, "VERSION=") {
+						t.Error("the build does not load the image into the engine or pass VERSION")
+					}
+					for i, a := range args {
+						if a == "-t" && i+1 < len(args) {
+							built = append(built, args[i+1])
+						}
+					}
+				case s.Entrypoint == "sh" && strings.Contains(joined, "docker run"):
+					order = append(order, "smoke")
+					script := args[len(args)-1]
+					image := subs["_IMAGE"] + ":" + subs["_VERSION"]
+					if !containsString(built, image) {
+						t.Errorf("the smoke step runs %s, which the build step did not tag (%v)", image, built)
+					}
+					// Each docker run of the built image, run on the binary built as the Dockerfile builds it
+					// (VERSION stamped the same way).
+					for _, line := range strings.Split(script, "\n") {
+						line = strings.TrimSpace(line)
+						if line == "" {
+							continue
+						}
+						m := regexp.MustCompile(`docker run --rm (\S+) ([a-z-]+)`).FindStringSubmatch(line)
+						if m == nil || m[1] != image {
+							t.Errorf("smoke line %q does not run the built image %s", line, image)
+							continue
+						}
+						r := run(t, t.TempDir(), map[string]string{"HOME": t.TempDir()}, m[2])
+						if r.code != 0 {
+							t.Errorf("smoke %q: exit %d %s", line, r.code, r.errLine)
+						}
+						switch m[2] {
+						case "version":
+							// The binary under test is stamped testVersion; the image is stamped _VERSION.
+							if !strings.Contains(line, `= "ecrpush `+subs["_VERSION"]+`"`) || r.stdout != "ecrpush "+testVersion+"\n" {
+								t.Errorf("the version check %q does not compare `ecrpush VERSION` exactly (binary says %q)", line, r.stdout)
+							}
+						case "--help":
+							if !regexp.MustCompile(`(?m)^  push `).MatchString(r.stdout) || !strings.Contains(line, "grep -q '^  push '") {
+								t.Errorf("--help check %q does not hold on %q", line, r.stdout)
+							}
+						}
+					}
+					for _, want := range []string{" version)", " --help ", " demo"} {
+						if !strings.Contains(script, want) {
+							t.Errorf("the smoke step does not run%s", want)
+						}
+					}
+				}
 			}
-		case strings.Contains(name, "cloud-builders/docker") && strings.HasPrefix(args, "push"):
-			order = append(order, "publish")
-		}
-	}
-	if strings.Join(order, " ") != "test build smoke publish" {
-		t.Errorf("cloudbuild.yaml steps are %v, want test, build, smoke (--help), publish", order)
+			if len(b.Images) > 0 {
+				order = append(order, "publish")
+				for _, im := range b.Images {
+					if img := substitute(t, im, subs); !containsString(built, img) || strings.HasSuffix(img, ":") {
+						t.Errorf("images: %q is not a tag the build step made (%v)", img, built)
+					}
+				}
+			}
+			if strings.Join(order, " ") != "test build smoke publish" {
+				t.Errorf("cloudbuild.yaml steps are %v, want test, build (buildx), smoke (docker run version, --help, demo), publish (images:)", order)
+			}
+		})
 	}
 	raw, err := os.ReadFile(filepath.Join(root, "cloudbuild", "cloudbuild.yaml"))
 	if err != nil {
@@ -268,4 +386,13 @@ func TestCloudBuildPipeline(t *testing.T) {
 			t.Errorf("cloudbuild.yaml: %q is not a Cloud Build config field", k)
 		}
 	}
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }

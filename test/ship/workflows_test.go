@@ -66,11 +66,12 @@ func TestWorkflowsMirrorCI(t *testing.T) {
 func TestDockerfile(t *testing.T) {
 	df := readFile(t, filepath.Join(root, "Dockerfile"))
 	for _, want := range []string{
-		"golang:1.26 AS build",
+		"golang:1.26",
+		" AS build\n",
 		"CGO_ENABLED=0",
 		"-trimpath",
 		`-ldflags "` + dockerfileLDFlags + `${VERSION}"`,
-		"FROM gcr.io/distroless/static-debian12\n",
+		"FROM gcr.io/distroless/static-debian12:latest@sha256:",
 		`ENTRYPOINT ["/ecrpush"]`,
 	} {
 		if !strings.Contains(df, want) {
