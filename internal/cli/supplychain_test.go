@@ -2,6 +2,8 @@ package cli_test
 
 import (
 	"encoding/json"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,9 +12,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/google/go-containerregistry/pkg/name"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ecrpush/ecrpush/internal/ocitest"
 	"github.com/ecrpush/ecrpush/internal/platform"
@@ -175,5 +180,47 @@ func TestFindingsGate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSyncCarriesReferrers: sync mirrors an upstream image together with its signature and SBOM
+// (found through the upstream registry's referrers API), digests unchanged.
+func TestSyncCarriesReferrers(t *testing.T) {
+	sb := start(t, nil)
+	t.Setenv("GITHUB_ACTIONS", "")
+	hub := httptest.NewServer(ggcrregistry.New(ggcrregistry.WithReferrersSupport(true), ggcrregistry.Logger(nilLogger())))
+	t.Cleanup(hub.Close)
+	host := strings.TrimPrefix(hub.URL, "http://")
+	img, err := ocitest.LabeledImage(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := name.ParseReference(host + "/library/tool:1")
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	subj, _ := ocitest.Describe(img)
+	for _, a := range []v1.Image{ocitest.Signature(subj), ocitest.SBOM(subj)} {
+		d, _ := a.Digest()
+		if err := remote.Write(ref.Context().Digest(d.String()), a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "images.yaml")
+	if err := os.WriteFile(file, []byte("repository: mirror/{path}\nimages:\n  - source: "+host+"/library/tool:1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, "sync", "--role-arn", ciRole, "--identity", "github", "--file", file)
+	if r.code != 0 {
+		t.Fatalf("sync: %s\n%s", r.errLine, r.stderr)
+	}
+	reg, err := supplychain.ECR(t.Context(), roleConfig(t, sb, ciRole, "us-east-1"), "mirror/library/tool", "ci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	arts, err := reg.Referrers(t.Context(), subj.Digest)
+	if err != nil || len(arts) != 2 {
+		t.Fatalf("referrers in ECR after sync: %+v, %v", arts, err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/ecrpush/ecrpush/internal/pipeline"
 	"github.com/ecrpush/ecrpush/internal/push"
 	"github.com/ecrpush/ecrpush/internal/replicate"
+	"github.com/ecrpush/ecrpush/internal/supplychain"
 )
 
 func syncCmd() command {
@@ -31,6 +32,7 @@ func syncCmd() command {
 		tagImmutability := fs.Bool("tag-immutability", false, "create repositories with immutable tags")
 		createRepository := fs.Bool("create-repository", true, "create missing repositories (else a missing one is an error)")
 		kmsKey := fs.String("kms-key", "", "create repositories encrypted with this KMS key ARN")
+		referrers := fs.String("referrers", "all", "what travels with each image from its source: all, none, or signatures,sboms,attestations")
 		output := fs.String("output", "text", "text or json")
 		var rep replicationFlags
 		rep.register(fs)
@@ -48,6 +50,10 @@ func syncCmd() command {
 				return fixable.New("--jobs %d is out of range: 1 to 64", *jobs)
 			}
 			if err := rep.validate(false); err != nil {
+				return err
+			}
+			sel, err := supplychain.ParseSelection(*referrers)
+			if err != nil {
 				return err
 			}
 			if *kmsKey != "" && !strings.HasPrefix(*kmsKey, "arn:aws") {
@@ -90,8 +96,9 @@ func syncCmd() command {
 				Keychain: func(ctx context.Context, sess *federate.Session) (authn.Keychain, error) {
 					return sourceKeychain(ctx, *googleCreds, stdio, func() *federate.Session { return sess }, googleHosts...)
 				},
-				Settings: pipeline.Settings{Create: *createRepository, TagImmutability: *tagImmutability, ScanOnPush: *scanOnPush, KMSKey: *kmsKey},
-				Upload:   pipeline.Upload{Jobs: *jobs},
+				Settings:  pipeline.Settings{Create: *createRepository, TagImmutability: *tagImmutability, ScanOnPush: *scanOnPush, KMSKey: *kmsKey},
+				Upload:    pipeline.Upload{Jobs: *jobs},
+				Referrers: sel,
 				Replication: pipeline.Replication{To: rep.to, Mode: rep.mode, Configure: rep.configure, Prefix: rep.prefix,
 					Timeout: rep.timeout, RoleName: rep.roleName},
 			}

@@ -43,6 +43,9 @@ type Options struct {
 	Pinned *Lock
 	// Replicate runs after each image (nil: no replication).
 	Replicate ReplicateFunc
+	// Referrers, when set, pushes what travels with each copied image (the source's signatures, SBOMs,
+	// attestations) after it, through the same publisher.
+	Referrers func(ctx context.Context, src push.Source, art *push.Artifact, pub push.Publisher) error
 	// ECR is asked whether an image is already there (default ecr.NewFromConfig(Session.Config)).
 	ECR ECRAPI
 	// Report is called after each image, in order.
@@ -178,6 +181,11 @@ func syncOne(ctx context.Context, it Item, o Options) Result {
 			return r
 		}
 		res, err = pub.Publish(ctx, art, it.Tags)
+		if err == nil && o.Referrers != nil {
+			if err = o.Referrers(ctx, src, art, pub); err != nil {
+				err = fmt.Errorf("%s is pushed, but its referrers are not: %w", res.Ref, err)
+			}
+		}
 		pub.Close()
 		if err != nil {
 			r.Err = err

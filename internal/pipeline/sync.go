@@ -10,6 +10,7 @@ import (
 	"github.com/ecrpush/ecrpush/internal/mirror"
 	"github.com/ecrpush/ecrpush/internal/push"
 	"github.com/ecrpush/ecrpush/internal/replicate"
+	"github.com/ecrpush/ecrpush/internal/supplychain"
 )
 
 // SyncJob is one `ecrpush sync`: the images of a mirror file, into the ci registry, replicated.
@@ -23,6 +24,8 @@ type SyncJob struct {
 	Settings    Settings
 	Upload      Upload
 	Replication Replication
+	// Referrers selects what travels with each image from its source (supplychain.None(): nothing).
+	Referrers supplychain.Selection
 	// Report is called after each image.
 	Report func(mirror.Result)
 }
@@ -77,6 +80,16 @@ func Sync(ctx context.Context, env Env, job SyncJob) ([]mirror.Result, *mirror.L
 	}
 	if job.Locked {
 		o.Pinned = job.Lock
+	}
+	if !job.Referrers.None() {
+		o.Referrers = func(ctx context.Context, src push.Source, art *push.Artifact, pub push.Publisher) error {
+			refs, err := push.Referrers(ctx, src, art)
+			if err != nil {
+				return err
+			}
+			_, err = supplychain.Push(ctx, pub, refs, job.Referrers)
+			return err
+		}
 	}
 	return mirror.Sync(ctx, job.Items, job.Lock, o)
 }
