@@ -19,7 +19,9 @@ type registry struct {
 	endpoint    string
 	repos       map[string]*repository
 	replication ReplicationConfiguration
-	replStatus  map[string][]ImageReplicationStatus // replKey(repo, digest) → one per destination
+	replStatus  map[string][]ImageReplicationStatus    // replKey(repo, digest) → one per destination
+	templates   map[string]*RepositoryCreationTemplate // by templateKey(prefix)
+	backfills   []*backfill                            // in start order (backfill.go)
 }
 
 // repository is one ECR repository.
@@ -31,6 +33,8 @@ type repository struct {
 	scanOnPush   bool
 	encryption   EncryptionConfiguration
 	resourceTags []Tag
+	lifecycle    string // lifecycle policy text ("" none)
+	policy       string // repository policy text ("" none)
 
 	images map[string]*image // by digest
 	tags   map[string]string // tag → digest
@@ -47,11 +51,17 @@ type image struct {
 	pushedAt     time.Time
 	blobs        []string // config + layers
 	children     []string // child manifests of an index
+
+	// Storage class (archive.go): ACTIVE, ARCHIVED or ACTIVATING; only ACTIVE images are pullable.
+	status          string
+	lastArchivedAt  time.Time
+	lastActivatedAt time.Time
 }
 
 func newRegistry(s *Service, id RegistryID, store *blobStore) *registry {
 	return &registry{s: s, id: id, store: store, repos: map[string]*repository{},
-		replication: ReplicationConfiguration{Rules: []ReplicationRule{}}, replStatus: map[string][]ImageReplicationStatus{}}
+		replication: ReplicationConfiguration{Rules: []ReplicationRule{}}, replStatus: map[string][]ImageReplicationStatus{},
+		templates: map[string]*RepositoryCreationTemplate{}}
 }
 
 func (rg *registry) setEndpoint(url string) {
@@ -104,6 +114,8 @@ type repoSpec struct {
 	scanOnPush bool
 	encryption EncryptionConfiguration
 	tags       []Tag
+	lifecycle  string
+	policy     string
 }
 
 // createRepository adds a repository; ok is false when it already exists.
@@ -121,6 +133,7 @@ func (rg *registry) createRepository(spec repoSpec, now time.Time) (Repository, 
 	}
 	r := &repository{name: spec.name, createdAt: now, mutability: spec.mutability, exclusions: spec.exclusions,
 		scanOnPush: spec.scanOnPush, encryption: spec.encryption, resourceTags: spec.tags,
+		lifecycle: spec.lifecycle, policy: spec.policy,
 		images: map[string]*image{}, tags: map[string]string{}, blobs: map[string]bool{}}
 	rg.repos[spec.name] = r
 	return rg.describeLocked(r), true
@@ -327,11 +340,17 @@ func (rg *registry) putManifest(repo string, p *parsedManifest, tag string, now 
 		return putResult{failure: putTagImmutable}
 	}
 	res := putResult{}
-	if _, ok := r.images[p.digest]; ok {
+	if img, ok := r.images[p.digest]; ok {
 		res.existed = true
+		if img.status != imageActive {
+			// Pushing an archived image again restores it (archive-image.md); the sandbox makes it
+			// ACTIVE at once, and the push replicates like any other.
+			img.status, img.lastActivatedAt = imageActive, now
+			res.changed = true
+		}
 	} else {
 		img := &image{digest: p.digest, mediaType: p.mediaType, artifactType: p.artifactType,
-			manifest: p.body, size: size, pushedAt: now}
+			manifest: p.body, size: size, pushedAt: now, status: imageActive}
 		for _, b := range p.blobs {
 			img.blobs = append(img.blobs, b.Digest)
 		}
