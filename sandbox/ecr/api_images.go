@@ -353,6 +353,6 @@ func opDescribeImageReplicationStatus(c *call) (any, *apiError) {
 	return map[string]any{
 		"repositoryName":      in.RepositoryName,
 		"imageId":             ImageIdentifier{ImageDigest: img.digest, ImageTag: in.ImageID.ImageTag},
-		"replicationStatuses": rg.replStatuses(in.RepositoryName, img.digest),
+		"replicationStatuses": rg.replStatuses(in.RepositoryName, img.digest, in.ImageID.ImageTag),
 	}, nil
 }

@@ -196,10 +196,10 @@ func (rp *replicator) onPush(src *registry, repo, digest, tag string) {
 	dests := destinationsFor(src.replicationConfig(), src.id, repo)
 	for _, d := range dests {
 		st := ImageReplicationStatus{Region: d.Region, RegistryID: d.RegistryID, Status: StatusInProgress}
-		src.setReplStatus(repo, digest, st)
+		src.setReplStatus(repo, digest, tag, st)
 		dest, ok := rp.s.registry(RegistryID{Account: d.RegistryID, Region: d.Region})
 		if !ok {
-			rp.finish(src, repo, digest, st, FailureDestinationNotFound)
+			rp.finish(src, repo, digest, tag, st, FailureDestinationNotFound)
 			continue
 		}
 		job := replJob{src: src, dest: dest, repo: repo, digest: digest, tag: tag,
@@ -207,7 +207,7 @@ func (rp *replicator) onPush(src *registry, repo, digest, tag string) {
 		select {
 		case rp.queues[dest.id] <- job:
 		default:
-			rp.finish(src, repo, digest, st, FailureQueueFull)
+			rp.finish(src, repo, digest, tag, st, FailureQueueFull)
 		}
 	}
 }
@@ -223,18 +223,18 @@ func (rp *replicator) worker(q chan replJob) {
 				return
 			}
 			st := ImageReplicationStatus{Region: j.dest.id.Region, RegistryID: j.dest.id.Account}
-			rp.finish(j.src, j.repo, j.digest, st, rp.copyImage(j))
+			rp.finish(j.src, j.repo, j.digest, j.tag, st, rp.copyImage(j))
 		}
 	}
 }
 
 // finish records one event's outcome: COMPLETE when code is "", FAILED with code otherwise.
-func (rp *replicator) finish(src *registry, repo, digest string, st ImageReplicationStatus, code string) {
+func (rp *replicator) finish(src *registry, repo, digest, tag string, st ImageReplicationStatus, code string) {
 	st.Status, st.FailureCode = StatusComplete, ""
 	if code != "" {
 		st.Status, st.FailureCode = StatusFailed, code
 	}
-	src.setReplStatus(repo, digest, st)
+	src.setReplStatus(repo, digest, tag, st)
 	rp.s.log.Info("ecr replication", "source", src.id.String(), "repository", repo, "digest", digest,
 		"destination", st.RegistryID+"/"+st.Region, "status", st.Status, "failure_code", st.FailureCode)
 }

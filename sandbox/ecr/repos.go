@@ -454,24 +454,45 @@ func (rg *registry) deleteImage(repo string, id ImageIdentifier) ([]ImageIdentif
 
 func replKey(repo, digest string) string { return repo + "@" + digest }
 
-// setReplStatus records (or updates) one destination's status for an image.
-func (rg *registry) setReplStatus(repo, digest string, st ImageReplicationStatus) {
+// setReplStatus records one replication event's status for a destination: under the image (its
+// latest event) and, for a tag push, under the tag as well.
+func (rg *registry) setReplStatus(repo, digest, tag string, st ImageReplicationStatus) {
 	rg.mu.Lock()
 	defer rg.mu.Unlock()
-	k := replKey(repo, digest)
-	list := rg.replStatus[k]
-	for i := range list {
-		if list[i].Region == st.Region && list[i].RegistryID == st.RegistryID {
-			list[i] = st
-			return
+	keys := []string{replKey(repo, digest)}
+	if tag != "" {
+		keys = append(keys, replKey(repo, digest)+"#"+tag)
+	}
+	for _, k := range keys {
+		list := rg.replStatus[k]
+		found := false
+		for i := range list {
+			if list[i].Region == st.Region && list[i].RegistryID == st.RegistryID {
+				list[i], found = st, true
+			}
+		}
+		if !found {
+			rg.replStatus[k] = append(list, st)
 		}
 	}
-	rg.replStatus[k] = append(list, st)
 }
 
-func (rg *registry) replStatuses(repo, digest string) []ImageReplicationStatus {
+// replStatuses is what DescribeImageReplicationStatus reports: by digest, each destination's latest
+// event; by tag, the tag's own event where it had one ([assumed]: AWS does not say how separate events
+// show; replication.go).
+func (rg *registry) replStatuses(repo, digest, tag string) []ImageReplicationStatus {
 	rg.mu.RLock()
 	defer rg.mu.RUnlock()
 	out := append([]ImageReplicationStatus{}, rg.replStatus[replKey(repo, digest)]...)
+	if tag == "" {
+		return out
+	}
+	for _, t := range rg.replStatus[replKey(repo, digest)+"#"+tag] {
+		for i := range out {
+			if out[i].Region == t.Region && out[i].RegistryID == t.RegistryID {
+				out[i] = t
+			}
+		}
+	}
 	return out
 }
