@@ -188,13 +188,13 @@ func (s RepositorySettings) KMSFor(d Destination) (KMSChoice, bool) {
 			arn := fmt.Sprintf("arn:%s:kms:%s:%s:alias/%s", ecrx.PartitionOf(d.Region), d.Region, d.Account, m[5])
 			return KMSChoice{Key: "alias/" + m[5], ARN: arn, Note: "the same alias in " + d.String()}, true
 		}
-		return KMSChoice{Note: fmt.Sprintf("%s is a key of %s:%s; %s gets the AWS managed key aws/ecr (name one with ACCOUNT:REGION=ARN)", s.KMSKey, m[3], m[2], d)}, true
+		return KMSChoice{Note: fmt.Sprintf("%s is a key of %s:%s; %s gets the AWS managed key aws/ecr (name one with --replication-kms-key ACCOUNT:REGION=ARN)", s.KMSKey, m[3], m[2], d)}, true
 	}
 	if aliasRe.MatchString(s.KMSKey) {
 		arn := fmt.Sprintf("arn:%s:kms:%s:%s:%s", ecrx.PartitionOf(d.Region), d.Region, d.Account, s.KMSKey)
 		return KMSChoice{Key: s.KMSKey, ARN: arn, Note: "the same alias in " + d.String()}, true
 	}
-	return KMSChoice{Note: fmt.Sprintf("key ID %s names a key of the ci account and region; %s gets the AWS managed key aws/ecr (name one with ACCOUNT:REGION=ARN)", s.KMSKey, d)}, true
+	return KMSChoice{Note: fmt.Sprintf("key ID %s names a key of the ci account and region; %s gets the AWS managed key aws/ecr (name one with --replication-kms-key ACCOUNT:REGION=ARN)", s.KMSKey, d)}, true
 }
 
 // PushOptions are the push options that create d's repository with these settings (copy mode).
