@@ -319,3 +319,103 @@ func (b *bfState) step(ctx context.Context, c BackfillAPI, repo, digest string, 
 	}
 	return nil
 }
+
+// BackfillAll starts one backfill per destination (one per destination Region at a time, as ECR allows:
+// the others wait their turn; a backfill already running to the same destination is adopted) and waits
+// until every one is terminal or timeout passes. It returns the backfills in dests' order (ID "" for one
+// never started) and an error naming every destination whose backfill did not end COMPLETE.
+func BackfillAll(ctx context.Context, c BackfillAPI, dests []Destination, timeout time.Duration, opts ...WaitOption) ([]Backfill, error) {
+	o := waitOptions{interval: MinPollInterval, log: nopLogger()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	start := time.Now()
+	deadline := start.Add(timeout)
+	out := make([]Backfill, len(dests))
+	blocked := make([]string, len(dests))
+	for i, d := range dests {
+		out[i].Destination = d
+	}
+	interval := o.interval
+	for {
+		pending := 0
+		for i, d := range dests {
+			b := &out[i]
+			if b.ID == "" {
+				bf, err := StartBackfill(ctx, c, d)
+				switch code := ecrx.Code(err); {
+				case err == nil:
+					*b, blocked[i] = bf, ""
+					o.log.Info("backfill started", "destination", d.String(), "id", bf.ID)
+				case code == "ReplicationBackfillInProgressException":
+					list, lerr := ListBackfills(ctx, c)
+					if lerr != nil {
+						return out, lerr
+					}
+					blocked[i] = "another backfill holds " + d.Region
+					for _, x := range list {
+						if !Terminal(x.Status) && x.Destination == d {
+							*b, blocked[i] = x, ""
+							o.log.Info("backfill already running; waiting for it", "destination", d.String(), "id", x.ID)
+						}
+					}
+				case code == "LimitExceededException":
+					blocked[i] = "the ci registry has 10 backfills in progress"
+				case code == "InvalidParameterException" || code == "ValidationException":
+					return out, fixable.Wrap(err, fmt.Sprintf("ECR refused to backfill %s (%s): the destination must be in the ci registry's replication configuration (ecrpush replication apply)", d, ecrx.Message(err)))
+				default:
+					return out, backfillError(err, "ecr StartReplicationBackfill to "+d.String())
+				}
+			}
+			if b.ID != "" && !Terminal(b.Status) {
+				bf, _, err := DescribeBackfill(ctx, c, b.ID, "")
+				if err != nil {
+					return out, err
+				}
+				*b = bf
+			}
+			if !Terminal(b.Status) {
+				pending++
+			}
+		}
+		if pending == 0 || !time.Now().Add(interval).Before(deadline) {
+			break
+		}
+		o.log.Info("waiting for backfills", "pending", pending, "of", len(dests), "elapsed", time.Since(start).Truncate(time.Second).String())
+		if err := sleep(ctx, interval); err != nil {
+			return out, err
+		}
+		interval = min(interval*3/2, maxPollInterval)
+	}
+	var problems []string
+	fix := false
+	for i, b := range out {
+		switch {
+		case b.ID == "":
+			problems = append(problems, fmt.Sprintf("%s: not started within %s (%s)", b.Destination, timeout, blocked[i]))
+		case b.Status == BackfillComplete && (b.Progress == nil || b.Progress.Failed == 0):
+		case b.Status == BackfillComplete || b.Status == BackfillFailed:
+			fix = true
+			codes := ""
+			if b.Progress != nil {
+				codes = fmt.Sprintf("%d of %d replications failed (%s); ", b.Progress.Failed, b.Progress.Total, strings.Join(b.Progress.FailureCodes, ", "))
+			}
+			problems = append(problems, fmt.Sprintf("%s: backfill %s ended %s: %s%s", b.Destination, b.ID, b.Status, codes, Cause(b.FailureCode, b.Destination.Account, b.Destination.Region, "")))
+		case b.Status == BackfillStopped || b.Status == BackfillStopping:
+			problems = append(problems, fmt.Sprintf("%s: backfill %s was stopped", b.Destination, b.ID))
+		default:
+			problems = append(problems, fmt.Sprintf("%s: backfill %s still %s after %s: check later with ecrpush replication backfill list", b.Destination, b.ID, b.Status, timeout))
+		}
+	}
+	if len(problems) == 0 {
+		return out, nil
+	}
+	err := fmt.Errorf("replication backfill: %s", strings.Join(problems, "; "))
+	if fix {
+		return out, fixable.Wrap(err, "")
+	}
+	return out, err
+}

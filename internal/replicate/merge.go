@@ -361,3 +361,29 @@ func ParseConfigJSON(b []byte) (*types.ReplicationConfiguration, error) {
 func SameConfig(a, b *types.ReplicationConfiguration) bool {
 	return bytes.Equal(ConfigJSON(a), ConfigJSON(b))
 }
+
+// DestinationsFor lists the destinations cfg's rules replicate repo to, in configuration order.
+func DestinationsFor(cfg *types.ReplicationConfiguration, repo string) []Destination {
+	var out []Destination
+	if cfg == nil {
+		return nil
+	}
+	for _, r := range cfg.Rules {
+		match := len(r.RepositoryFilters) == 0
+		for _, f := range r.RepositoryFilters {
+			if f.FilterType == types.RepositoryFilterTypePrefixMatch && strings.HasPrefix(repo, aws.ToString(f.Filter)) {
+				match = true
+			}
+		}
+		if !match {
+			continue
+		}
+		for _, x := range r.Destinations {
+			d := Destination{Account: aws.ToString(x.RegistryId), Region: aws.ToString(x.Region)}
+			if !containsDest(out, d) {
+				out = append(out, d)
+			}
+		}
+	}
+	return out
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
 
+	"github.com/ecrpush/ecrpush/internal/federate"
 	"github.com/ecrpush/ecrpush/internal/fixable"
 	"github.com/ecrpush/ecrpush/internal/push"
 	"github.com/ecrpush/ecrpush/internal/replicate"
@@ -192,7 +193,7 @@ func TestSettingsReachNativeDestinationsThroughCreationTemplates(t *testing.T) {
 }
 
 // cliTemplates reads d's creation templates with `aws ecr describe-repository-creation-templates`.
-func cliTemplates(t *testing.T, sb *sandbox.Sandbox, s interface{ Role(context.Context, string) (aws.Config, error) }, d replicate.Destination) {
+func cliTemplates(t *testing.T, sb *sandbox.Sandbox, s *federate.Session, d replicate.Destination) {
 	t.Helper()
 	bin := testenv.Tool(t, "aws", "pip install awscli (aws-cli 1.45 knows describe-repository-creation-templates)")
 	cfg, err := s.Role(context.Background(), "arn:aws:iam::"+d.Account+":role/ecrpush-deploy")

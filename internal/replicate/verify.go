@@ -29,6 +29,9 @@ type VerifyOptions struct {
 	RestoreArchived bool
 	// DestinationClient overrides how destination clients are made (tests).
 	DestinationClient DestinationClientFunc
+	// Unreported also reads destinations ECR reports no status for (FailureNoStatus): an image a backfill
+	// carried there shows only in the backfill's results. Found, such a destination becomes COMPLETE.
+	Unreported bool
 }
 
 // destRead is what one read of a destination found.
@@ -62,7 +65,8 @@ func verify(ctx context.Context, dc *destClients, repo, digest string, tags []st
 	var errs []error
 	for i := range sts {
 		s := &sts[i]
-		if s.Status != StatusComplete && s.Status != StatusCopied {
+		unreported := o.Unreported && s.Status == StatusFailed && (s.FailureCode == FailureNoStatus || s.FailureCode == FailureExistedBeforeRule)
+		if s.Status != StatusComplete && s.Status != StatusCopied && !unreported {
 			continue
 		}
 		d := Destination{Account: s.Account, Region: s.Region}
@@ -72,6 +76,9 @@ func verify(ctx context.Context, dc *destClients, repo, digest string, tags []st
 			}
 		}
 		if !dc.can(d) {
+			if unreported {
+				continue
+			}
 			s.Verified = VerifiedStatus
 			for _, t := range tags {
 				s.Tags = append(s.Tags, TagStatus{Tag: t, Status: TagUnverified})
@@ -111,6 +118,9 @@ func verify(ctx context.Context, dc *destClients, repo, digest string, tags []st
 					continue
 				}
 			}
+			if sts[i].Status == StatusFailed {
+				r.settled = true // unreported by ECR: one look is enough
+			}
 			reads[i] = r
 			if !r.settled {
 				pending++
@@ -131,8 +141,16 @@ func verify(ctx context.Context, dc *destClients, repo, digest string, tags []st
 			continue
 		}
 		s := &sts[i]
-		s.Verified, s.Tags = VerifiedRead, r.tags
 		where := s.Account + ":" + s.Region
+		if s.Status == StatusFailed {
+			// Unreported by ECR: only what is there counts, and its absence is already the status.
+			if !r.image.Exists {
+				continue
+			}
+			s.Status, s.FailureCode = StatusComplete, ""
+			s.Detail = "ECR reports no replication status for it, but the destination holds it (a backfill's copies show only in its results)"
+		}
+		s.Verified, s.Tags = VerifiedRead, r.tags
 		switch {
 		case !r.image.Exists:
 			s.Status, s.FailureCode = StatusFailed, FailureNotAtDestination

@@ -495,3 +495,5 @@ func finish(dests []Destination, states []*destState, repo, digest string, start
 	}
 	return sts, e
 }
+
+func nopLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
