@@ -49,7 +49,7 @@ type Options struct {
 	Report func(Result)
 	// RestoreArchived restores an image ECR holds archived (not pullable) instead of failing the item.
 	RestoreArchived bool
-	Logger *slog.Logger
+	Logger          *slog.Logger
 }
 
 // Result is what happened to one image.
