@@ -45,8 +45,9 @@
 //   - [doc] Each push is a replication event: the digest and then each tag are replicated separately
 //     (EventBridge "ECR Replication Action" carries image-digest and image-tag; backfill counts "each
 //     image and tag combination"), and "the majority of images replicate in less than 30 minutes"
-//     (userguide/replication.html). [assumed] DescribeImageReplicationStatus shows, per destination, the
-//     state of the last event: it may read COMPLETE while a later tag's copy is still queued.
+//     (userguide/replication.html). [assumed] DescribeImageReplicationStatus by digest shows, per destination,
+//     the state of the image's last event (it may read COMPLETE while a later tag's copy is still queued);
+//     asked by tag, the state of that tag's own event where it had one.
 //   - [doc] "If tag immutability is enabled on a repository and an image is replicated that uses the same
 //     tag as an existing image, the image is replicated but won't contain the duplicated tag"
 //     (replication.html, Considerations): the sandbox stores the image untagged and reports COMPLETE.
