@@ -67,7 +67,7 @@ func (s *settingsFlags) registerExtra(fs *flag.FlagSet) {
 	fs.Var(&s.tags, "repository-tags", "KEY=VALUE resource tags for repositories created in the destinations, comma-separated or repeated")
 	fs.StringVar(&s.templateRole, "template-role-name", "", "IAM role, in every destination account, that ECR assumes to apply a creation template with a KMS key or tags (customRoleArn)")
 	fs.Var(&s.destKMS, "replication-kms-key", "ACCOUNT:REGION=KEY_ARN: the KMS key of one destination's new repositories, comma-separated or repeated")
-	fs.BoolVar(&s.restoreArchived, "restore-archived", false, "restore an archived image (UpdateImageStorageClass to STANDARD, up to 20 minutes) instead of failing")
+	fs.BoolVar(&s.restoreArchived, "restore-archived", false, "restore an archived image (UpdateImageStorageClass to STANDARD, up to 20 minutes) instead of failing (status: at the destinations)")
 }
 
 // build validates the flags (reading the lifecycle policy file) into replicate.RepositorySettings.
@@ -368,7 +368,7 @@ func (o *replicationOpts) status(ctx context.Context, stdio IO, image string) er
 			verifyDests = append(verifyDests, d)
 		}
 	}
-	verr := replicate.Verify(ctx, sess, repo, digest, tags, verifyDests, sts, replicate.VerifyOptions{Timeout: 10 * time.Second, Unreported: true})
+	verr := replicate.Verify(ctx, sess, repo, digest, tags, verifyDests, sts, replicate.VerifyOptions{Timeout: 10 * time.Second, Unreported: true, RestoreArchived: o.settings.restoreArchived})
 	switch o.output {
 	case "json":
 		if sts == nil {

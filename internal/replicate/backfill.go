@@ -206,7 +206,6 @@ type bfState struct {
 	done    bool
 	result  string // COMPLETE or FAILED
 	code    string // failure code: ECR's (verbatim) or ecrpush's
-	tags    map[string]string
 	note    string
 }
 
@@ -220,10 +219,44 @@ func StartBackfill(ctx context.Context, c BackfillAPI, d Destination) (Backfill,
 	return Backfill{ID: aws.ToString(out.ReplicationBackfillId), Destination: d, Status: string(out.Status), StartedAt: aws.ToTime(out.StartedAt)}, nil
 }
 
+// startOrAdopt starts a backfill to d. ECR runs one per destination Region at a time: one already running
+// to d itself is adopted (adopted true); one to another destination in the region, or the registry's limit
+// of 10, defers the start (blocked says why, the caller tries again later). A refusal the user must fix
+// is an error.
+func startOrAdopt(ctx context.Context, c BackfillAPI, d Destination) (bf Backfill, adopted bool, blocked string, err error) {
+	bf, err = StartBackfill(ctx, c, d)
+	switch code := ecrx.Code(err); {
+	case err == nil:
+		return bf, false, "", nil
+	case code == "ReplicationBackfillInProgressException":
+		list, lerr := ListBackfills(ctx, c)
+		if lerr != nil {
+			return Backfill{}, false, "", lerr
+		}
+		for _, x := range list {
+			if Terminal(x.Status) || x.Destination.Region != d.Region {
+				continue
+			}
+			if x.Destination == d {
+				return x, true, "", nil
+			}
+			return Backfill{}, false, fmt.Sprintf("backfill %s to %s holds the region", x.ID, x.Destination), nil
+		}
+		return Backfill{}, false, "another backfill holds " + d.Region, nil
+	case code == "LimitExceededException":
+		return Backfill{}, false, "the ci registry has 10 backfills in progress, ECR's maximum", nil
+	case code == "InvalidParameterException" || code == "ValidationException":
+		return Backfill{}, false, "", fixable.Wrap(err, fmt.Sprintf("ECR refused to backfill %s (%s): the destination must be in the ci registry's replication configuration: pass --configure-replication (or run ecrpush replication apply)", d, ecrx.Message(err)))
+	case code == "AccessDeniedException":
+		return Backfill{}, false, "", backfillError(err, "ecr StartReplicationBackfill to "+d.String())
+	}
+	return Backfill{}, false, "StartReplicationBackfill failed: " + ecrx.Message(err), nil
+}
+
 // step advances one destination's backfill by one poll: start (or adopt) one, read its status, and
 // once it is terminal find repo@digest in its results. A returned error ends the wait (a denial, a
 // destination outside the configuration); transient failures are left for the next poll.
-func (b *bfState) step(ctx context.Context, c BackfillAPI, repo, digest string, tags []string) error {
+func (b *bfState) step(ctx context.Context, c BackfillAPI, repo, digest string) error {
 	if b.done {
 		return nil
 	}
@@ -233,36 +266,13 @@ func (b *bfState) step(ctx context.Context, c BackfillAPI, repo, digest string, 
 			b.note = fmt.Sprintf("%d backfills to %s did not include %s@%s: is the repository covered by a rule for it?", b.starts, b.d, repo, digest)
 			return nil
 		}
-		bf, err := StartBackfill(ctx, c, b.d)
-		switch code := ecrx.Code(err); {
-		case err == nil:
-			b.id, b.status, b.starts, b.blocked = bf.ID, bf.Status, b.starts+1, ""
-		case code == "ReplicationBackfillInProgressException":
-			// One backfill per destination Region at a time: adopt it when it is ours to wait for, else
-			// wait for it to end.
-			list, lerr := ListBackfills(ctx, c)
-			if lerr != nil {
-				return lerr
-			}
-			for _, x := range list {
-				if Terminal(x.Status) || x.Destination.Region != b.d.Region {
-					continue
-				}
-				if x.Destination == b.d {
-					b.id, b.status, b.adopted, b.starts, b.blocked = x.ID, x.Status, true, b.starts+1, ""
-				} else {
-					b.blocked = fmt.Sprintf("backfill %s to %s holds the region", x.ID, x.Destination)
-				}
-				break
-			}
-		case code == "LimitExceededException":
-			b.blocked = "the ci registry has 10 backfills in progress, ECR's maximum"
-		case code == "InvalidParameterException" || code == "ValidationException":
-			return fixable.Wrap(err, fmt.Sprintf("ECR refused to backfill %s (%s): the destination must be in the ci registry's replication configuration: pass --configure-replication", b.d, ecrx.Message(err)))
-		case code == "AccessDeniedException":
-			return backfillError(err, "ecr StartReplicationBackfill to "+b.d.String())
-		default:
-			b.blocked = "StartReplicationBackfill failed: " + ecrx.Message(err)
+		bf, adopted, blocked, err := startOrAdopt(ctx, c, b.d)
+		if err != nil {
+			return err
+		}
+		b.blocked = blocked
+		if bf.ID != "" {
+			b.id, b.status, b.adopted, b.starts = bf.ID, bf.Status, adopted, b.starts+1
 		}
 		return nil
 	}
@@ -275,19 +285,20 @@ func (b *bfState) step(ctx context.Context, c BackfillAPI, repo, digest string, 
 		return nil
 	}
 	b.status, b.blocked = bf.Status, ""
-	if !Terminal(bf.Status) {
-		return nil
+	if Terminal(bf.Status) {
+		b.settle(bf, results, repo, digest)
 	}
+	return nil
+}
+
+// settle reads a terminal backfill's results for repo@digest.
+func (b *bfState) settle(bf Backfill, results []BackfillResult, repo, digest string) {
 	found := false
-	tagRes := map[string]string{}
 	for _, r := range results {
 		if r.Repository != repo || r.Digest != digest {
 			continue
 		}
 		found = true
-		if r.Tag != "" {
-			tagRes[r.Tag] = r.Status
-		}
 		if r.Status == StatusFailed && b.code == "" {
 			b.code = r.FailureCode
 			if b.code == "" {
@@ -295,29 +306,19 @@ func (b *bfState) step(ctx context.Context, c BackfillAPI, repo, digest string, 
 			}
 		}
 	}
-	if !found {
-		if b.adopted || bf.Status == BackfillStopped {
-			// Prepared before our rule, or stopped before it reached the image: start another.
-			b.id, b.adopted = "", false
-			return nil
+	switch {
+	case found:
+		b.done, b.result = true, StatusComplete
+		if b.code != "" {
+			b.result = StatusFailed
 		}
+	case b.adopted || bf.Status == BackfillStopped:
+		// Prepared before our rule, or stopped before it reached the image: start another.
+		b.id, b.adopted = "", false
+	default:
 		b.done, b.result, b.code = true, StatusFailed, FailureNotBackfilled
 		b.note = fmt.Sprintf("backfill %s to %s ended %s without %s@%s (it takes only images the rules cover when it prepares; %d results read)", bf.ID, b.d, bf.Status, repo, digest, bf.ResultsFound)
-		return nil
 	}
-	b.tags = tagRes
-	b.done, b.result = true, StatusComplete
-	if b.code != "" {
-		b.result = StatusFailed
-	}
-	for _, t := range tags {
-		if st, ok := tagRes[t]; !ok || st != StatusComplete {
-			if b.result == StatusComplete && !ok {
-				b.note = fmt.Sprintf("backfill %s replicated the digest but lists no result for tag %s (the tag is read back at the destination)", bf.ID, t)
-			}
-		}
-	}
-	return nil
 }
 
 // BackfillAll starts one backfill per destination (one per destination Region at a time, as ECR allows:
@@ -345,29 +346,14 @@ func BackfillAll(ctx context.Context, c BackfillAPI, dests []Destination, timeou
 		for i, d := range dests {
 			b := &out[i]
 			if b.ID == "" {
-				bf, err := StartBackfill(ctx, c, d)
-				switch code := ecrx.Code(err); {
-				case err == nil:
-					*b, blocked[i] = bf, ""
-					o.log.Info("backfill started", "destination", d.String(), "id", bf.ID)
-				case code == "ReplicationBackfillInProgressException":
-					list, lerr := ListBackfills(ctx, c)
-					if lerr != nil {
-						return out, lerr
-					}
-					blocked[i] = "another backfill holds " + d.Region
-					for _, x := range list {
-						if !Terminal(x.Status) && x.Destination == d {
-							*b, blocked[i] = x, ""
-							o.log.Info("backfill already running; waiting for it", "destination", d.String(), "id", x.ID)
-						}
-					}
-				case code == "LimitExceededException":
-					blocked[i] = "the ci registry has 10 backfills in progress"
-				case code == "InvalidParameterException" || code == "ValidationException":
-					return out, fixable.Wrap(err, fmt.Sprintf("ECR refused to backfill %s (%s): the destination must be in the ci registry's replication configuration (ecrpush replication apply)", d, ecrx.Message(err)))
-				default:
-					return out, backfillError(err, "ecr StartReplicationBackfill to "+d.String())
+				bf, adopted, why, err := startOrAdopt(ctx, c, d)
+				if err != nil {
+					return out, err
+				}
+				blocked[i] = why
+				if bf.ID != "" {
+					*b = bf
+					o.log.Info("backfill started", "destination", d.String(), "id", bf.ID, "adopted", adopted)
 				}
 			}
 			if b.ID != "" && !Terminal(b.Status) {
@@ -390,6 +376,12 @@ func BackfillAll(ctx context.Context, c BackfillAPI, dests []Destination, timeou
 		}
 		interval = min(interval*3/2, maxPollInterval)
 	}
+	return out, backfillProblems(out, blocked, timeout)
+}
+
+// backfillProblems is BackfillAll's error: every destination whose backfill did not end COMPLETE without
+// failures.
+func backfillProblems(out []Backfill, blocked []string, timeout time.Duration) error {
 	var problems []string
 	fix := false
 	for i, b := range out {
@@ -411,11 +403,11 @@ func BackfillAll(ctx context.Context, c BackfillAPI, dests []Destination, timeou
 		}
 	}
 	if len(problems) == 0 {
-		return out, nil
+		return nil
 	}
 	err := fmt.Errorf("replication backfill: %s", strings.Join(problems, "; "))
 	if fix {
-		return out, fixable.Wrap(err, "")
+		return fixable.Wrap(err, "")
 	}
-	return out, err
+	return err
 }

@@ -79,37 +79,10 @@ func Copy(ctx context.Context, o CopyOptions) ([]Status, error) {
 	var wg sync.WaitGroup
 	for i, d := range o.Destinations {
 		wg.Go(func() {
-			cfg, err := dc.config(ctx, d)
-			if err != nil {
-				errs[i] = err
-				return
+			pubs[i], errs[i] = o.publisher(ctx, dc, d, digest)
+			if errors.As(errs[i], new(*ArchivedError)) {
+				sts[i].FailureCode = FailureArchived
 			}
-			c, err := dc.get(ctx, d)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			// A destination holding the digest archived is not served by a push that finds it "there".
-			if _, err := EnsurePullable(ctx, c, d.String(), "", o.Repository, digest, o.RestoreArchived, 0); err != nil {
-				errs[i] = err
-				if errors.As(err, new(*ArchivedError)) {
-					sts[i].FailureCode = FailureArchived
-				}
-				return
-			}
-			opts := append([]push.Option{}, o.PushOptions...)
-			if o.Jobs > 0 {
-				opts = append(opts, push.WithJobs(o.Jobs))
-			}
-			if o.Settings != nil {
-				if err := ensureRepository(ctx, c, d, o.Repository, *o.Settings, o.Logger); err != nil {
-					errs[i] = err
-					return
-				}
-				opts = append(opts, o.Settings.PushOptions(d)...)
-			}
-			opts = append(opts, push.WithLogger(o.Logger.With("destination", d.String())))
-			pubs[i], errs[i] = push.NewECR(ctx, cfg, o.Repository, opts...)
 		})
 	}
 	var art *push.Artifact
@@ -144,34 +117,7 @@ func Copy(ctx context.Context, o CopyOptions) ([]Status, error) {
 		art = spooled
 	}
 
-	var live []push.Publisher
-	var liveIdx []int
-	for i, p := range pubs {
-		if p != nil {
-			live = append(live, p)
-			liveIdx = append(liveIdx, i)
-		}
-	}
-	if len(live) > 0 {
-		o.Logger.Info("copying to destinations", "image", o.Repository+"@"+digest, "destinations", len(live))
-		res, err := push.MultiPublisher(live...).Publish(ctx, art, o.Tags)
-		perDest := splitJoined(err, live)
-		for n, i := range liveIdx {
-			if res != nil && n < len(res.Destinations) && res.Destinations[n] != nil {
-				r := res.Destinations[n]
-				sts[i].Status, sts[i].FailureCode, sts[i].URI, sts[i].Seconds = StatusCopied, "", r.Ref, r.Seconds
-				continue
-			}
-			switch {
-			case perDest[n] != nil:
-				errs[i] = perDest[n]
-			case err != nil && res == nil:
-				errs[i] = errors.New("not copied: another destination failed its checks, so nothing was written anywhere")
-			case err != nil:
-				errs[i] = err
-			}
-		}
-	}
+	publish(ctx, o, art, digest, pubs, sts, errs)
 	var out []error
 	for i, err := range errs {
 		if err != nil {
@@ -181,6 +127,68 @@ func Copy(ctx context.Context, o CopyOptions) ([]Status, error) {
 		}
 	}
 	return sts, errors.Join(out...)
+}
+
+// publisher makes the publisher for one destination: its credentials, a check that the digest is not
+// archived there, its repository created with the settings, then push.NewECR.
+func (o CopyOptions) publisher(ctx context.Context, dc *destClients, d Destination, digest string) (push.Publisher, error) {
+	cfg, err := dc.config(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	c, err := dc.get(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	// A destination holding the digest archived is not served by a push that finds it "there".
+	if _, err := EnsurePullable(ctx, c, d.String(), "", o.Repository, digest, o.RestoreArchived, 0); err != nil {
+		return nil, err
+	}
+	opts := append([]push.Option{}, o.PushOptions...)
+	if o.Jobs > 0 {
+		opts = append(opts, push.WithJobs(o.Jobs))
+	}
+	if o.Settings != nil {
+		if err := ensureRepository(ctx, c, d, o.Repository, *o.Settings, o.Logger); err != nil {
+			return nil, err
+		}
+		opts = append(opts, o.Settings.PushOptions(d)...)
+	}
+	opts = append(opts, push.WithLogger(o.Logger.With("destination", d.String())))
+	return push.NewECR(ctx, cfg, o.Repository, opts...)
+}
+
+// publish pushes art to every destination that has a publisher and records each outcome.
+func publish(ctx context.Context, o CopyOptions, art *push.Artifact, digest string, pubs []push.Publisher, sts []Status, errs []error) {
+	var live []push.Publisher
+	var liveIdx []int
+	for i, p := range pubs {
+		if p != nil {
+			live = append(live, p)
+			liveIdx = append(liveIdx, i)
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	o.Logger.Info("copying to destinations", "image", o.Repository+"@"+digest, "destinations", len(live))
+	res, err := push.MultiPublisher(live...).Publish(ctx, art, o.Tags)
+	perDest := splitJoined(err, live)
+	for n, i := range liveIdx {
+		if res != nil && n < len(res.Destinations) && res.Destinations[n] != nil {
+			r := res.Destinations[n]
+			sts[i].Status, sts[i].FailureCode, sts[i].URI, sts[i].Seconds = StatusCopied, "", r.Ref, r.Seconds
+			continue
+		}
+		switch {
+		case perDest[n] != nil:
+			errs[i] = perDest[n]
+		case err != nil && res == nil:
+			errs[i] = errors.New("not copied: another destination failed its checks, so nothing was written anywhere")
+		case err != nil:
+			errs[i] = err
+		}
+	}
 }
 
 // regionCfg is cfg unchanged (a copy, so callers may change the region).

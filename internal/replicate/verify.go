@@ -52,6 +52,21 @@ func Verify(ctx context.Context, sess *federate.Session, repo, digest string, ta
 	return verify(ctx, newDestClients(sess, o.DestinationClient), repo, digest, tags, dests, sts, o)
 }
 
+// verifier is one Verify run.
+type verifier struct {
+	dc           *destClients
+	repo, digest string
+	tags         []string
+	sts          []Status
+	o            VerifyOptions
+	deadline     time.Time
+	clients      []DestinationAPI
+	reads        []*destRead
+	errs         []error
+	problems     []string
+	needsFix     bool
+}
+
 func verify(ctx context.Context, dc *destClients, repo, digest string, tags []string, dests []Destination, sts []Status, o VerifyOptions) error {
 	if o.Timeout <= 0 {
 		o.Timeout = time.Minute
@@ -59,14 +74,51 @@ func verify(ctx context.Context, dc *destClients, repo, digest string, tags []st
 	if o.Interval <= 0 {
 		o.Interval = MinPollInterval
 	}
-	deadline := time.Now().Add(o.Timeout)
-	reads := make([]*destRead, len(sts))
-	clients := make([]DestinationAPI, len(sts))
-	var errs []error
-	for i := range sts {
-		s := &sts[i]
-		unreported := o.Unreported && s.Status == StatusFailed && (s.FailureCode == FailureNoStatus || s.FailureCode == FailureExistedBeforeRule)
-		if s.Status != StatusComplete && s.Status != StatusCopied && !unreported {
+	v := &verifier{dc: dc, repo: repo, digest: digest, tags: tags, sts: sts, o: o, deadline: time.Now().Add(o.Timeout),
+		clients: make([]DestinationAPI, len(sts)), reads: make([]*destRead, len(sts))}
+	v.connect(ctx, dests)
+	interval := o.Interval
+	for {
+		pending := 0
+		for i := range v.clients {
+			if v.readOnce(ctx, i) {
+				pending++
+			}
+		}
+		if pending == 0 || !time.Now().Add(interval).Before(v.deadline) {
+			break
+		}
+		if err := sleep(ctx, interval); err != nil {
+			return err
+		}
+		interval = min(interval*3/2, maxPollInterval)
+	}
+	for i, r := range v.reads {
+		if r != nil {
+			v.record(&sts[i], r)
+		}
+	}
+	if len(v.problems) > 0 {
+		e := errors.New("verifying the destinations: " + strings.Join(v.problems, "; "))
+		if v.needsFix {
+			e = fixable.Wrap(e, "")
+		}
+		v.errs = append(v.errs, e)
+	}
+	return errors.Join(v.errs...)
+}
+
+// unreported reports whether s is a destination ECR gave no status for, worth one look (Unreported).
+func (v *verifier) unreported(s Status) bool {
+	return v.o.Unreported && s.Status == StatusFailed && (s.FailureCode == FailureNoStatus || s.FailureCode == FailureExistedBeforeRule)
+}
+
+// connect makes a client for every destination to read; one without credentials is marked verified by
+// ECR's status only.
+func (v *verifier) connect(ctx context.Context, dests []Destination) {
+	for i := range v.sts {
+		s := &v.sts[i]
+		if s.Status != StatusComplete && s.Status != StatusCopied && !v.unreported(*s) {
 			continue
 		}
 		d := Destination{Account: s.Account, Region: s.Region}
@@ -75,122 +127,93 @@ func verify(ctx context.Context, dc *destClients, repo, digest string, tags []st
 				d.RoleARN = x.RoleARN
 			}
 		}
-		if !dc.can(d) {
-			if unreported {
-				continue
-			}
-			s.Verified = VerifiedStatus
-			for _, t := range tags {
-				s.Tags = append(s.Tags, TagStatus{Tag: t, Status: TagUnverified})
+		if !v.dc.can(d) {
+			if !v.unreported(*s) {
+				s.Verified = VerifiedStatus
+				for _, t := range v.tags {
+					s.Tags = append(s.Tags, TagStatus{Tag: t, Status: TagUnverified})
+				}
 			}
 			continue
 		}
-		c, err := dc.get(ctx, d)
+		c, err := v.dc.get(ctx, d)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("verify %s: %w", d, err))
+			v.errs = append(v.errs, fmt.Errorf("verify %s: %w", d, err))
 			continue
 		}
-		clients[i] = c
+		v.clients[i] = c
 	}
-	interval := o.Interval
-	for {
-		pending := 0
-		for i, c := range clients {
-			if c == nil || (reads[i] != nil && reads[i].settled) {
-				continue
-			}
-			r, err := readDestination(ctx, c, repo, digest, tags)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("verify %s:%s: %w", sts[i].Account, sts[i].Region, err))
-				clients[i] = nil
-				continue
-			}
-			if r.image.Exists && r.image.Status == ImageArchived && o.RestoreArchived {
-				d := Destination{Account: sts[i].Account, Region: sts[i].Region}
-				if _, err := EnsurePullable(ctx, c, d.String(), "", repo, digest, true, time.Until(deadline)); err != nil {
-					errs = append(errs, fmt.Errorf("restore at %s: %w", d, err))
-					clients[i] = nil
-					continue
-				}
-				if r, err = readDestination(ctx, c, repo, digest, tags); err != nil {
-					errs = append(errs, err)
-					clients[i] = nil
-					continue
-				}
-			}
-			if sts[i].Status == StatusFailed {
-				r.settled = true // unreported by ECR: one look is enough
-			}
-			reads[i] = r
-			if !r.settled {
-				pending++
-			}
-		}
-		if pending == 0 || !time.Now().Add(interval).Before(deadline) {
-			break
-		}
-		if err := sleep(ctx, interval); err != nil {
-			return err
-		}
-		interval = min(interval*3/2, maxPollInterval)
+}
+
+// readOnce reads destination i unless it is settled (restoring an archived image when asked), and
+// reports whether it is still catching up.
+func (v *verifier) readOnce(ctx context.Context, i int) bool {
+	c := v.clients[i]
+	if c == nil || (v.reads[i] != nil && v.reads[i].settled) {
+		return false
 	}
-	var problems []string
-	needsFix := false
-	for i, r := range reads {
-		if r == nil {
-			continue
-		}
-		s := &sts[i]
-		where := s.Account + ":" + s.Region
-		if s.Status == StatusFailed {
-			// Unreported by ECR: only what is there counts, and its absence is already the status.
-			if !r.image.Exists {
-				continue
-			}
-			s.Status, s.FailureCode = StatusComplete, ""
-			s.Detail = "ECR reports no replication status for it, but the destination holds it (a backfill's copies show only in its results)"
-		}
-		s.Verified, s.Tags = VerifiedRead, r.tags
-		switch {
-		case !r.image.Exists:
-			s.Status, s.FailureCode = StatusFailed, FailureNotAtDestination
-			s.Detail = "ECR reported it replicated, but the destination does not hold the digest"
-			problems = append(problems, fmt.Sprintf("%s: %s@%s is not there although ECR reported %s: check later with ecrpush replication status", where, repo, digest, StatusComplete))
-			continue
-		case r.image.Status != ImageActive:
-			s.Status, s.FailureCode = StatusFailed, FailureArchived
-			ae := &ArchivedError{Where: where, Repository: repo, Digest: digest, Status: r.image.Status}
-			s.Detail = ae.Error()
-			problems = append(problems, ae.Error())
-			needsFix = true
-			continue
-		}
-		for _, t := range r.tags {
-			switch t.Status {
-			case TagElsewhere:
-				why := "the tag names another image there"
-				if r.immutable {
-					why = "the repository there has immutable tags and " + t.Tag + " already names " + t.Digest + ", so ECR replicated the image without it"
-					needsFix = true
-				}
-				s.Detail = fmt.Sprintf("tag %s not applied: %s", t.Tag, why)
-				problems = append(problems, fmt.Sprintf("%s: %s@%s is there, but tag %s was not applied: %s; push under a new tag, or delete the old tag there "+
-					"(aws ecr batch-delete-image --registry-id %s --region %s --repository-name %s --image-ids imageTag=%s) and push again",
-					where, repo, digest, t.Tag, why, s.Account, s.Region, repo, t.Tag))
-			case TagMissing:
-				s.Detail = "tag " + t.Tag + " is not there yet"
-				problems = append(problems, fmt.Sprintf("%s: %s@%s is there, but tag %s is not (yet): check later with ecrpush replication status %s:%s", where, repo, digest, t.Tag, repo, t.Tag))
-			}
+	where := v.sts[i].Account + ":" + v.sts[i].Region
+	r, err := readDestination(ctx, c, v.repo, v.digest, v.tags)
+	if err == nil && r.image.Exists && r.image.Status == ImageArchived && v.o.RestoreArchived {
+		if _, err = EnsurePullable(ctx, c, where, "", v.repo, v.digest, true, time.Until(v.deadline)); err == nil {
+			r, err = readDestination(ctx, c, v.repo, v.digest, v.tags)
 		}
 	}
-	if len(problems) > 0 {
-		e := errors.New("verifying the destinations: " + strings.Join(problems, "; "))
-		if needsFix {
-			e = fixable.Wrap(e, "")
-		}
-		errs = append(errs, e)
+	if err != nil {
+		v.errs = append(v.errs, fmt.Errorf("verify %s: %w", where, err))
+		v.clients[i] = nil
+		return false
 	}
-	return errors.Join(errs...)
+	if v.sts[i].Status == StatusFailed {
+		r.settled = true // unreported by ECR: one look is enough
+	}
+	v.reads[i] = r
+	return !r.settled
+}
+
+// record writes what a destination's last read found into its status, and the problems into v.
+func (v *verifier) record(s *Status, r *destRead) {
+	where := s.Account + ":" + s.Region
+	if s.Status == StatusFailed {
+		// Unreported by ECR: only what is there counts, and its absence is already the status.
+		if !r.image.Exists {
+			return
+		}
+		s.Status, s.FailureCode = StatusComplete, ""
+		s.Detail = "ECR reports no replication status for it, but the destination holds it (a backfill's copies show only in its results)"
+	}
+	s.Verified, s.Tags = VerifiedRead, r.tags
+	switch {
+	case !r.image.Exists:
+		s.Status, s.FailureCode = StatusFailed, FailureNotAtDestination
+		s.Detail = "ECR reported it replicated, but the destination does not hold the digest"
+		v.problems = append(v.problems, fmt.Sprintf("%s: %s@%s is not there although ECR reported %s: check later with ecrpush replication status", where, v.repo, v.digest, StatusComplete))
+		return
+	case r.image.Status != ImageActive:
+		s.Status, s.FailureCode = StatusFailed, FailureArchived
+		ae := &ArchivedError{Where: where, Repository: v.repo, Digest: v.digest, Status: r.image.Status}
+		s.Detail = ae.Error()
+		v.problems = append(v.problems, ae.Error())
+		v.needsFix = true
+		return
+	}
+	for _, t := range r.tags {
+		switch t.Status {
+		case TagElsewhere:
+			why := "the tag names another image there"
+			if r.immutable {
+				why = "the repository there has immutable tags and " + t.Tag + " already names " + t.Digest + ", so ECR replicated the image without it"
+				v.needsFix = true
+			}
+			s.Detail = fmt.Sprintf("tag %s not applied: %s", t.Tag, why)
+			v.problems = append(v.problems, fmt.Sprintf("%s: %s@%s is there, but tag %s was not applied: %s; push under a new tag, or delete the old tag there "+
+				"(aws ecr batch-delete-image --registry-id %s --region %s --repository-name %s --image-ids imageTag=%s) and push again",
+				where, v.repo, v.digest, t.Tag, why, s.Account, s.Region, v.repo, t.Tag))
+		case TagMissing:
+			s.Detail = "tag " + t.Tag + " is not there yet"
+			v.problems = append(v.problems, fmt.Sprintf("%s: %s@%s is there, but tag %s is not (yet): check later with ecrpush replication status %s:%s", where, v.repo, v.digest, t.Tag, v.repo, t.Tag))
+		}
+	}
 }
 
 // readDestination reads repo@digest and each tag in one destination registry.

@@ -266,100 +266,139 @@ func Wait(ctx context.Context, client ECRAPI, repo, digest string, dests []Desti
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	start := time.Now()
-	deadline := start.Add(timeout)
-	states := make([]*destState, len(dests))
-	for i := range dests {
-		states[i] = &destState{tags: map[string]string{}}
-	}
 	if len(dests) == 0 {
 		return []Status{}, nil
 	}
-	interval := o.interval
-	failures, okPolls := 0, 0
-	var lastErr error
+	w := &waiter{client: client, repo: repo, digest: digest, dests: dests, o: o, start: time.Now(), timeout: timeout}
+	w.states = make([]*destState, len(dests))
+	for i := range dests {
+		w.states[i] = &destState{tags: map[string]string{}}
+	}
+	if err := w.run(ctx); err != nil {
+		return w.statuses(), err
+	}
+	var apiErr error
+	if w.okPolls == 0 || w.failures >= maxStatusFailures {
+		apiErr = ecrx.APIError(w.lastErr, "ecr DescribeImageReplicationStatus")
+	}
+	return finish(dests, w.states, repo, digest, w.start, timeout, apiErr, o)
+}
+
+// waiter is one Wait.
+type waiter struct {
+	client       ECRAPI
+	repo, digest string
+	dests        []Destination
+	o            waitOptions
+	start        time.Time
+	timeout      time.Duration
+	states       []*destState
+
+	failures, okPolls int
+	lastErr           error
+}
+
+func (w *waiter) statuses() []Status {
+	return statuses(w.dests, w.states, w.o.tags, w.repo, w.digest, w.start)
+}
+
+// run polls until every destination is done, the deadline, or too many failed polls; an error is final
+// (a denial, a missing image, a refused backfill, the context).
+func (w *waiter) run(ctx context.Context) error {
+	deadline := w.start.Add(w.timeout)
+	interval := w.o.interval
 	for {
 		last := time.Now()
-		err := poll(ctx, client, repo, digest, dests, states, o.tags)
+		ok, err := w.pollOnce(ctx)
 		if err != nil {
-			if fixable.Is(err) {
-				return statuses(dests, states, o.tags, repo, digest, start), err
+			return err
+		}
+		if w.failures >= maxStatusFailures {
+			return nil
+		}
+		if ok && w.o.existed && time.Since(w.start) >= w.o.grace {
+			// An image that predates its rule: what ECR does not report is backfilled (or, without
+			// backfill, declared not replicated).
+			if !w.o.backfill && onlyUnreported(w.states) {
+				return nil
 			}
-			if ctx.Err() != nil {
-				return statuses(dests, states, o.tags, repo, digest, start), ctx.Err()
-			}
-			failures++
-			lastErr = err
-			o.log.Warn("replication status unavailable, retrying", "err", err)
-			if failures >= maxStatusFailures {
-				break
-			}
-		} else {
-			failures = 0
-			okPolls++
+			w.wantBackfills()
+		}
+		if err := w.stepBackfills(ctx); err != nil {
+			return err
 		}
 		now := time.Now()
-		for _, s := range states {
-			if _, _, _, done := s.outcome(o.tags); done && s.seen.IsZero() {
-				s.seen = now
-			}
+		w.markSeen(now)
+		pr := progression(w.states, w.o.tags, now.Sub(w.start), w.timeout)
+		if pr.Complete+pr.Failed == pr.Total || !now.Before(deadline) {
+			return nil
 		}
-		// An image that predates its rule: after the grace period, what ECR does not report is backfilled.
-		if o.existed && err == nil && now.Sub(start) >= o.grace {
-			if !o.backfill && onlyUnreported(states) {
-				break
-			}
-			if o.backfill {
-				for i, s := range states {
-					if s.bf == nil && (s.digest == "" || s.digest == StatusFailed) {
-						s.bf = &bfState{d: dests[i]}
-						o.log.Info("the image predates the replication rule: backfilling", "destination", dests[i].String())
-					}
-				}
-			}
-		}
-		for _, s := range states {
-			if _, _, _, done := s.outcome(o.tags); s.bf != nil && !done {
-				if err := s.bf.step(ctx, client, repo, digest, o.tags); err != nil {
-					return statuses(dests, states, o.tags, repo, digest, start), err
-				}
-			}
-		}
-		now = time.Now()
-		for _, s := range states {
-			if _, _, _, done := s.outcome(o.tags); done && s.seen.IsZero() {
-				s.seen = now
-			}
-		}
-		pr := progression(states, o.tags, now.Sub(start), timeout)
-		if pr.Complete+pr.Failed == pr.Total {
-			break
-		}
-		if !now.Before(deadline) {
-			break
-		}
-		o.log.Info("waiting for ECR replication", "repository", repo, "progress", pr.String())
-		if o.progress != nil {
-			o.progress(pr)
+		w.o.log.Info("waiting for ECR replication", "repository", w.repo, "progress", pr.String())
+		if w.o.progress != nil {
+			w.o.progress(pr)
 		}
 		next := last.Add(interval)
 		if next.After(deadline) {
 			// Not enough time left for another poll at the allowed rate: wait out the deadline.
-			if err := sleep(ctx, time.Until(deadline)); err != nil {
-				return statuses(dests, states, o.tags, repo, digest, start), err
-			}
-			break
+			return sleep(ctx, time.Until(deadline))
 		}
 		if err := sleep(ctx, time.Until(next)); err != nil {
-			return statuses(dests, states, o.tags, repo, digest, start), err
+			return err
 		}
 		interval = min(interval*3/2, maxPollInterval)
 	}
-	var apiErr error
-	if okPolls == 0 || failures >= maxStatusFailures {
-		apiErr = ecrx.APIError(lastErr, "ecr DescribeImageReplicationStatus")
+}
+
+// pollOnce reads the statuses once; a transient failure is counted, not returned.
+func (w *waiter) pollOnce(ctx context.Context) (bool, error) {
+	err := poll(ctx, w.client, w.repo, w.digest, w.dests, w.states, w.o.tags)
+	switch {
+	case err == nil:
+		w.failures = 0
+		w.okPolls++
+		w.markSeen(time.Now())
+		return true, nil
+	case fixable.Is(err):
+		return false, err
+	case ctx.Err() != nil:
+		return false, ctx.Err()
 	}
-	return finish(dests, states, repo, digest, start, timeout, apiErr, o)
+	w.failures++
+	w.lastErr = err
+	w.o.log.Warn("replication status unavailable, retrying", "err", err)
+	return false, nil
+}
+
+func (w *waiter) markSeen(now time.Time) {
+	for _, s := range w.states {
+		if _, _, _, done := s.outcome(w.o.tags); done && s.seen.IsZero() {
+			s.seen = now
+		}
+	}
+}
+
+// wantBackfills marks every destination ECR does not report (or reports FAILED) for a backfill.
+func (w *waiter) wantBackfills() {
+	if !w.o.backfill {
+		return
+	}
+	for i, s := range w.states {
+		if s.bf == nil && (s.digest == "" || s.digest == StatusFailed) {
+			s.bf = &bfState{d: w.dests[i]}
+			w.o.log.Info("the image predates the replication rule: backfilling", "destination", w.dests[i].String())
+		}
+	}
+}
+
+func (w *waiter) stepBackfills(ctx context.Context) error {
+	for _, s := range w.states {
+		if _, _, _, done := s.outcome(w.o.tags); s.bf != nil && !done {
+			if err := s.bf.step(ctx, w.client, w.repo, w.digest); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // poll reads the digest's statuses and, once the digest reached a destination, each tag's.
