@@ -149,7 +149,7 @@ func (o CopyOptions) publisher(ctx context.Context, dc *destClients, d Destinati
 		opts = append(opts, push.WithJobs(o.Jobs))
 	}
 	if o.Settings != nil {
-		if err := ensureRepository(ctx, c, d, o.Repository, *o.Settings, o.Logger); err != nil {
+		if err := EnsureRepository(ctx, c, d, o.Repository, *o.Settings, o.Logger); err != nil {
 			return nil, err
 		}
 		opts = append(opts, o.Settings.PushOptions(d)...)
@@ -218,10 +218,11 @@ func splitJoined(err error, pubs []push.Publisher) []error {
 	return out
 }
 
-// ensureRepository creates d's repository with the settings when it is missing and Create allows it:
-// CreateRepository (mutability, scan on push, the destination's KMS key, tags), then PutLifecyclePolicy.
-// An existing repository is left as it is (its settings are its owner's).
-func ensureRepository(ctx context.Context, c DestinationAPI, d Destination, repo string, s RepositorySettings, log *slog.Logger) error {
+// EnsureRepository creates repo in d's registry (c holds d's credentials) with the settings when it is
+// missing and Create allows it: CreateRepository (mutability, scan on push, d's KMS key, tags), then
+// PutLifecyclePolicy. An existing repository is left as it is (its settings are its owner's). Copy mode
+// uses it for every destination; it serves the ci repository as well.
+func EnsureRepository(ctx context.Context, c DestinationAPI, d Destination, repo string, s RepositorySettings, log *slog.Logger) error {
 	_, err := c.DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{RepositoryNames: []string{repo}})
 	switch ecrx.Code(err) {
 	case "":

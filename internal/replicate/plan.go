@@ -104,6 +104,9 @@ func PlanConfigure(ctx context.Context, client ECRAPI, prefix string, dests []De
 			if err := p.planTemplates(ctx, dc); err != nil {
 				return p, err
 			}
+			if o.Settings.ScanOnPush {
+				p.Notes = append(p.Notes, "scan on push: creation templates have no scanning setting; repositories replication creates follow each destination registry's scanning configuration")
+			}
 		} else {
 			p.Notes = append(p.Notes, "repositories ECR replication creates get each destination's creation template for "+TemplatePrefix(prefix)+", or ECR's defaults (MUTABLE, AES256)")
 		}
