@@ -300,7 +300,10 @@ func ecrPolicy(account string, chain bool) json.RawMessage {
     {"Effect": "Allow", "Action": "ecr:*", "Resource": "arn:aws:ecr:*:%s:repository/*"},
     {"Effect": "Allow", "Action": [
       "ecr:GetAuthorizationToken", "ecr:DescribeRegistry", "ecr:PutReplicationConfiguration",
-      "ecr:GetRegistryPolicy", "ecr:PutRegistryPolicy", "ecr:DeleteRegistryPolicy"
+      "ecr:GetRegistryPolicy", "ecr:PutRegistryPolicy", "ecr:DeleteRegistryPolicy",
+      "ecr:StartReplicationBackfill", "ecr:ListReplicationBackfills", "ecr:DescribeReplicationBackfillResults",
+      "ecr:StopReplicationBackfill", "ecr:CreateRepositoryCreationTemplate", "ecr:UpdateRepositoryCreationTemplate",
+      "ecr:DescribeRepositoryCreationTemplates", "ecr:DeleteRepositoryCreationTemplate"
     ], "Resource": "*"}%s
   ]
 }`, account, extra))

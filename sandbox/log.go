@@ -34,7 +34,9 @@ func (r Request) Write() bool {
 	}
 	switch r.Op {
 	case "CreateRepository", "PutImage", "BatchDeleteImage", "PutImageTagMutability", "PutReplicationConfiguration",
-		"PutRegistryPolicy", "DeleteRegistryPolicy", "DeleteRepository", "SetRepositoryPolicy", "PutLifecyclePolicy":
+		"PutRegistryPolicy", "DeleteRegistryPolicy", "DeleteRepository", "SetRepositoryPolicy", "PutLifecyclePolicy",
+		"CreateRepositoryCreationTemplate", "UpdateRepositoryCreationTemplate", "DeleteRepositoryCreationTemplate",
+		"StartReplicationBackfill", "StopReplicationBackfill", "UpdateImageStorageClass", "TagResource", "UntagResource":
 		return true
 	}
 	return false

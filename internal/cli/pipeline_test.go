@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -178,5 +179,58 @@ func TestTrustPolicyReadsOnlyItsCommandLine(t *testing.T) {
 	}
 	if !strings.Contains(r.stdout, "repo:octo-org/app:ref:refs/heads/main") {
 		t.Errorf("policy:\n%s", r.stdout)
+	}
+}
+
+// TestPushConfiguresReplicationAtScale: settings reach natively replicated destinations through creation
+// templates, and twelve repositories configured one after another share one rule (a filter each).
+func TestPushConfiguresReplicationAtScale(t *testing.T) {
+	sb := start(t, replicationConfig())
+	t.Setenv("GITHUB_ACTIONS", "")
+	src, digest := layoutSource(t)
+	kms := "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	r := run(t, "push", "--role-arn", ciRole, "--identity", "github", "--source", src, "--repository", "tpl/app", "--tag", "v1",
+		"--tag-immutability", "--kms-key", kms, "--configure-replication", "--destination-role-name", "ecrpush-deploy",
+		"--replicate-to", all4, "--replication-timeout", "2m", "--output", "json")
+	if r.code != 0 {
+		t.Fatalf("push: %s\n%s", r.errLine, r.stderr)
+	}
+	var rep platform.Report
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || rep.Digest != digest || len(rep.Replication) != 4 {
+		t.Fatalf("report %v: %s", err, r.stdout)
+	}
+	for _, d := range strings.Split(all4, ",") {
+		account, region, _ := strings.Cut(d, ":")
+		out, err := ecrAs(t, sb, "arn:aws:iam::"+account+":role/ecrpush-deploy", region).DescribeRepositories(t.Context(), &ecr.DescribeRepositoriesInput{RepositoryNames: []string{"tpl/app"}})
+		if err != nil {
+			t.Fatalf("%s: %v", d, err)
+		}
+		repo := out.Repositories[0]
+		if repo.ImageTagMutability != types.ImageTagMutabilityImmutable || repo.EncryptionConfiguration == nil || repo.EncryptionConfiguration.EncryptionType != types.EncryptionTypeKms {
+			t.Errorf("%s: %s %+v, want IMMUTABLE and KMS", d, repo.ImageTagMutability, repo.EncryptionConfiguration)
+		}
+	}
+
+	ci := ecrAs(t, sb, ciRole, "us-east-1")
+	for i := range 12 {
+		repo := fmt.Sprintf("scale/app%02d", i)
+		if r := run(t, "push", "--role-arn", ciRole, "--identity", "github", "--source", src, "--repository", repo, "--tag", "v1",
+			"--configure-replication", "--replicate-to", sandbox.ProdAccount+":eu-west-1", "--replication-timeout", "2m"); r.code != 0 {
+			t.Fatalf("push %s: %s", repo, r.errLine)
+		}
+	}
+	out, err := ci.DescribeRegistry(t.Context(), &ecr.DescribeRegistryInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules, filters int
+	for _, rule := range out.ReplicationConfiguration.Rules {
+		if len(rule.Destinations) == 1 && aws.ToString(rule.Destinations[0].RegistryId) == sandbox.ProdAccount && aws.ToString(rule.Destinations[0].Region) == "eu-west-1" {
+			rules++
+			filters += len(rule.RepositoryFilters)
+		}
+	}
+	if rules != 1 || filters != 12 {
+		t.Errorf("%d rules with %d filters for the twelve repositories, want 1 rule with 12", rules, filters)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/ecrpush/ecrpush/internal/pipeline"
 	"github.com/ecrpush/ecrpush/internal/platform"
 	"github.com/ecrpush/ecrpush/internal/push"
+	"github.com/ecrpush/ecrpush/internal/replicate"
 	"github.com/ecrpush/ecrpush/internal/supplychain"
 )
 
@@ -41,8 +42,10 @@ type pushFlags struct {
 	requireReferrers bool
 	requireSignature bool
 	failOnSeverity   string
-	supply           supplychain.Options // validate: parsed from the four flags above
-	googleHosts      listFlag            // --source-google-hosts: hosts besides Google's that get the Google token
+	supply           supplychain.Options          // validate: parsed from the four flags above
+	googleHosts      listFlag                     // --source-google-hosts: hosts besides Google's that get the Google token
+	extra            settingsFlags                // the destination settings (lifecycle policy, tags, …) and --restore-archived
+	settings         replicate.RepositorySettings // validate: every repository setting, one value
 }
 
 func pushCmd() command {
@@ -68,6 +71,7 @@ func pushCmd() command {
 		fs.StringVar(&f.googleCreds, "source-google-credentials", "", "Google credential configuration for reading the source (Artifact Registry from AWS: an AWS-sourced workload identity federation config)")
 		fs.Var(&f.googleHosts, "source-google-hosts", "registry hosts besides *.pkg.dev, gcr.io and *.gcr.io that get the Google access token (comma-separated or repeated)")
 		f.replication.register(fs)
+		f.extra.registerExtra(fs)
 		return func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
 				return fixable.New("push takes flags only, got %q (did you mean --source %s?)", strings.Join(args, " "), args[0])
@@ -101,6 +105,10 @@ func (f *pushFlags) validate() error {
 		if _, err := push.ParsePlatform(f.platform); err != nil {
 			return fixable.Wrap(err, fmt.Sprintf("--platform %q must be OS/ARCH[/VARIANT], e.g. linux/amd64 or linux/arm64/v8", f.platform))
 		}
+	}
+	f.extra.create, f.extra.tagImmutability, f.extra.scanOnPush, f.extra.kmsKey = f.createRepository, f.tagImmutability, f.scanOnPush, f.kmsKey
+	if f.settings, err = f.extra.build(); err != nil {
+		return err
 	}
 	if f.supply, err = supplychain.ParseOptions(f.referrers, f.requireReferrers, f.requireSignature, f.failOnSeverity); err != nil {
 		return err
@@ -144,10 +152,10 @@ func (f *pushFlags) job(stdio IO) (pipeline.Job, error) {
 		Repository:    f.repository,
 		Destinations:  f.destinations,
 		Tags:          f.tags,
-		Settings:      pipeline.Settings{Create: f.createRepository, TagImmutability: f.tagImmutability, ScanOnPush: f.scanOnPush, KMSKey: f.kmsKey},
+		Settings:      pipeline.Settings{RepositorySettings: f.settings},
 		Upload:        pipeline.Upload{Jobs: f.jobs},
 		Replication: pipeline.Replication{To: f.replication.to, Mode: f.replication.mode, Configure: f.replication.configure,
-			Prefix: f.replication.prefix, Timeout: f.replication.timeout, RoleName: f.replication.roleName},
+			Prefix: f.replication.prefix, Timeout: f.replication.timeout, RoleName: f.replication.roleName, RestoreArchived: f.extra.restoreArchived},
 		SupplyChain: f.supply,
 		Platform:    f.platform,
 		DryRun:      f.dryRun,

@@ -23,7 +23,7 @@ func (r *replicationFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&r.mode, "replication", replicate.ModeNative, "how images reach the destinations: native (ECR replication), copy, or off")
 	fs.BoolVar(&r.configure, "configure-replication", false, "merge the missing replication rule into the ci registry's configuration")
 	fs.StringVar(&r.prefix, "replication-prefix", "", "repository prefix of the replication rule (default: the repository)")
-	fs.DurationVar(&r.timeout, "replication-timeout", 10*time.Minute, "how long to wait after the push: for native replication, then for referrers, signatures and scan findings")
+	fs.DurationVar(&r.timeout, "replication-timeout", replicate.DefaultTimeout, "how long to wait after the push: for native replication, then for referrers, signatures and scan findings")
 	fs.StringVar(&r.roleName, "destination-role-name", "", "role name to use in every destination account for copying (federated with the same identity)")
 }
 

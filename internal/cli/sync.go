@@ -36,6 +36,8 @@ func syncCmd() command {
 		output := fs.String("output", "text", "text or json")
 		var rep replicationFlags
 		rep.register(fs)
+		var extra settingsFlags
+		extra.registerExtra(fs)
 		return func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
 				return fixable.New("sync takes flags only, got %q (did you mean --file %s?)", strings.Join(args, " "), args[0])
@@ -50,6 +52,11 @@ func syncCmd() command {
 				return fixable.New("--jobs %d is out of range: 1 to 64", *jobs)
 			}
 			if err := rep.validate(false); err != nil {
+				return err
+			}
+			extra.create, extra.tagImmutability, extra.scanOnPush, extra.kmsKey = *createRepository, *tagImmutability, *scanOnPush, *kmsKey
+			settings, err := extra.build()
+			if err != nil {
 				return err
 			}
 			sel, err := supplychain.ParseSelection(*referrers)
@@ -96,11 +103,11 @@ func syncCmd() command {
 				Keychain: func(ctx context.Context, sess *federate.Session) (authn.Keychain, error) {
 					return sourceKeychain(ctx, *googleCreds, stdio, func() *federate.Session { return sess }, googleHosts...)
 				},
-				Settings:  pipeline.Settings{Create: *createRepository, TagImmutability: *tagImmutability, ScanOnPush: *scanOnPush, KMSKey: *kmsKey},
+				Settings:  pipeline.Settings{RepositorySettings: settings},
 				Upload:    pipeline.Upload{Jobs: *jobs},
 				Referrers: sel,
 				Replication: pipeline.Replication{To: rep.to, Mode: rep.mode, Configure: rep.configure, Prefix: rep.prefix,
-					Timeout: rep.timeout, RoleName: rep.roleName},
+					Timeout: rep.timeout, RoleName: rep.roleName, RestoreArchived: extra.restoreArchived},
 			}
 			if *output == "text" {
 				job.Report = func(r mirror.Result) { writeSyncLine(stdio, r) }

@@ -24,7 +24,7 @@ import (
 // ECRAPI is what Sync asks ECR before copying (an *ecr.Client).
 type ECRAPI interface {
 	DescribeRepositories(context.Context, *ecr.DescribeRepositoriesInput, ...func(*ecr.Options)) (*ecr.DescribeRepositoriesOutput, error)
-	DescribeImages(context.Context, *ecr.DescribeImagesInput, ...func(*ecr.Options)) (*ecr.DescribeImagesOutput, error)
+	replicate.ImageAPI // DescribeImages, UpdateImageStorageClass
 }
 
 // ReplicateFunc replicates one mirrored image. art is nil when nothing was copied (the image was in
@@ -50,7 +50,9 @@ type Options struct {
 	ECR ECRAPI
 	// Report is called after each image, in order.
 	Report func(Result)
-	Logger *slog.Logger
+	// RestoreArchived restores an image ECR holds archived (not pullable) instead of failing the item.
+	RestoreArchived bool
+	Logger          *slog.Logger
 }
 
 // Result is what happened to one image.
@@ -156,7 +158,7 @@ func syncOne(ctx context.Context, it Item, o Options) Result {
 		r.Err = err
 		return r
 	}
-	uri, present, err := inECR(ctx, o.ECR, it.Repository, art.Digest.String(), it.Tags)
+	uri, present, err := inECR(ctx, o.ECR, it.Repository, art.Digest.String(), it.Tags, o.RestoreArchived)
 	if err != nil {
 		r.Err = err
 		return r
@@ -212,8 +214,10 @@ func refSuffix(ref name.Reference) string {
 	return ":" + ref.Identifier()
 }
 
-// inECR reports whether repo holds digest under every tag, and the repository's URI (when it exists).
-func inECR(ctx context.Context, api ECRAPI, repo, digest string, tags []string) (string, bool, error) {
+// inECR reports whether repo holds digest, pullable, under every tag, and the repository's URI (when it
+// exists). An archived digest is not pullable: it is an error (restore) unless restore is set, when it is
+// restored first (a push would restore it too, unasked).
+func inECR(ctx context.Context, api ECRAPI, repo, digest string, tags []string, restore bool) (string, bool, error) {
 	rs, err := api.DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{RepositoryNames: []string{repo}})
 	var nf *ecrtypes.RepositoryNotFoundException
 	if errors.As(err, &nf) {
@@ -226,6 +230,9 @@ func inECR(ctx context.Context, api ECRAPI, repo, digest string, tags []string) 
 		return "", false, nil
 	}
 	uri := *rs.Repositories[0].RepositoryUri
+	if _, err := replicate.EnsurePullable(ctx, api, "ECR", "", repo, digest, restore, 0); err != nil {
+		return "", false, err
+	}
 	is, err := api.DescribeImages(ctx, &ecr.DescribeImagesInput{RepositoryName: aws.String(repo),
 		ImageIds: []ecrtypes.ImageIdentifier{{ImageDigest: aws.String(digest)}}})
 	var inf *ecrtypes.ImageNotFoundException

@@ -11,19 +11,19 @@ import (
 	"github.com/ecrpush/ecrpush/internal/federate"
 	"github.com/ecrpush/ecrpush/internal/platform"
 	"github.com/ecrpush/ecrpush/internal/push"
+	"github.com/ecrpush/ecrpush/internal/replicate"
 	"github.com/ecrpush/ecrpush/internal/supplychain"
 )
 
-// Settings are the repository settings every ECR repository ecrpush creates gets: the ci repository,
-// copy-mode destinations and sync's repositories alike, from this one value.
+// Settings are the repository settings every ECR repository ecrpush creates or has created gets: the ci
+// repository, copy-mode destinations, the creation templates native replication applies, and sync's
+// repositories alike, from this one value (create, tag immutability, scan on push, KMS key, and for the
+// destinations the lifecycle policy, tags, per-destination keys and the template role).
 type Settings struct {
-	Create          bool   // create a missing repository (else refuse, nothing written)
-	TagImmutability bool   // IMMUTABLE tags
-	ScanOnPush      bool   // basic scan on push
-	KMSKey          string // KMS key ARN (else AES256)
+	replicate.RepositorySettings
 }
 
-// Options are the push options that carry the settings.
+// Options are the push options that create the ci repository with the settings.
 func (s Settings) Options() []push.Option {
 	return []push.Option{push.WithCreateRepository(s.Create), push.WithTagImmutability(s.TagImmutability),
 		push.WithScanOnPush(s.ScanOnPush), push.WithKMSKey(s.KMSKey)}
@@ -50,7 +50,9 @@ type Replication struct {
 	Configure bool     // merge a missing rule into the ci registry's configuration
 	Prefix    string   // rule prefix (default: the repository)
 	Timeout   time.Duration
-	RoleName  string // role in every destination account, for copy mode
+	RoleName  string // role in every destination account, for copy mode and reading destinations
+	// RestoreArchived restores an archived image (copy source, destination) instead of failing.
+	RestoreArchived bool
 }
 
 // Job is one push: everything the pipeline needs, already validated by the command.

@@ -153,10 +153,14 @@ func (r *run) source(ctx context.Context) (push.Source, error) {
 	return src, r.sourceReferrers(ctx, src)
 }
 
-// pushOptions are every destination's options: settings, upload, logging and progress.
+// pushOptions are the ci repository's options: its settings, then the upload options.
 func (r *run) pushOptions() []push.Option {
-	o := append(r.job.Settings.Options(), r.job.Upload.Options()...)
-	o = append(o, push.WithLogger(r.env.logger()))
+	return append(r.job.Settings.Options(), r.uploadOptions()...)
+}
+
+// uploadOptions are every destination's transfer options: upload, logging and progress.
+func (r *run) uploadOptions() []push.Option {
+	o := append(r.job.Upload.Options(), push.WithLogger(r.env.logger()))
 	if r.env.Progress != nil {
 		o = append(o, push.WithProgress(r.env.Progress, r.env.Terminal))
 	}
@@ -178,9 +182,9 @@ func (r *run) write(ctx context.Context, p *Plan) (*push.Result, error) {
 			written = append(written, fmt.Sprintf("created the empty repository %s (aws ecr delete-repository --repository-name %s removes it)", t.Create.Repository, t.Create.Repository))
 		}
 	}
-	if p.Replication != nil && p.Replication.merge {
+	if p.Replication != nil && p.Replication.configure != nil {
 		end := r.env.Platform.Group("Configure replication")
-		w, err := p.Replication.Apply(ctx, r.env.logger())
+		w, err := p.Replication.Apply(ctx)
 		end()
 		if err != nil {
 			return nil, wroteBefore(err, written)
@@ -245,7 +249,7 @@ func (r *run) wait(ctx context.Context, p *Plan, res *push.Result) ([]platform.R
 	}
 	end := r.env.Platform.Group("Replicate")
 	defer end()
-	return p.Replication.Replicate(ctx, r.env, p.Replication.repository, r.art, res, r.pushOptions())
+	return p.Replication.Replicate(ctx, r.env, p.Replication.repository, r.art, res, r.uploadOptions())
 }
 
 // Replicate replicates one pushed image of repo (art nil: read back from the ci registry) and returns
@@ -259,17 +263,19 @@ func (rp *ReplicationPlan) Replicate(ctx context.Context, env Env, repo string, 
 		tags = append(tags, t.Tag)
 	}
 	return replicate.Run(ctx, replicate.Options{
-		Mode:         rp.Mode,
-		Session:      rp.sess,
-		Repository:   repo,
-		Digest:       res.Digest.String(),
-		Tags:         tags,
-		Artifact:     art,
-		Existed:      len(res.TagsUnchanged) == len(res.Tags),
-		Destinations: rp.Destinations,
-		Timeout:      rp.timeout,
-		PushOptions:  opts,
-		Logger:       env.logger(),
+		Mode:            rp.Mode,
+		Session:         rp.sess,
+		Repository:      repo,
+		Digest:          res.Digest.String(),
+		Tags:            tags,
+		Artifact:        art,
+		Existed:         len(res.TagsUnchanged) == len(res.Tags),
+		Destinations:    rp.Destinations,
+		Timeout:         rp.timeout,
+		PushOptions:     opts,
+		Settings:        &rp.settings.RepositorySettings,
+		RestoreArchived: rp.restoreArchived,
+		Logger:          env.logger(),
 	})
 }
 

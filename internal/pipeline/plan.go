@@ -2,14 +2,11 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/ecrpush/ecrpush/internal/federate"
@@ -38,18 +35,20 @@ type ReplicationPlan struct {
 	Mode         string                  `json:"mode"`
 	Prefix       string                  `json:"prefix,omitempty"`
 	Destinations []replicate.Destination `json:"destinations"`
-	// Merge is the configuration --configure-replication will write (nil: the rules already cover it).
-	Merged  *types.ReplicationConfiguration `json:"-"`
-	Current *types.ReplicationConfiguration `json:"-"`
+	// configure is what --configure-replication will write (nil: nothing to write): the rule, and the
+	// destinations' creation templates.
+	configure *replicate.ConfigurePlan
 	// Copies are the copy-mode destinations' push plans (repository to create, tags), per destination.
 	Copies map[string]*push.Plan `json:"copies,omitempty"`
 
-	merge      bool
 	repository string
 	ciAccount  string
 	ciRegion   string
 	timeout    time.Duration
 	sess       *federate.Session
+	settings   Settings
+	// restoreArchived: --restore-archived.
+	restoreArchived bool
 }
 
 func (p *Plan) close() {
@@ -124,9 +123,9 @@ func (r *run) plan(ctx context.Context) (*Plan, error) {
 
 // planReplication plans the replication of the pushed image (nil when there is none).
 func (r *run) planReplication(ctx context.Context, repo string) (*ReplicationPlan, error) {
-	return PlanReplication(ctx, r.env, r.sess, r.job.Replication, repo, func(ctx context.Context, pub push.Publisher) (*push.Plan, error) {
+	return PlanReplication(ctx, r.env, r.sess, r.job.Replication, r.job.Settings, repo, func(ctx context.Context, pub push.Publisher) (*push.Plan, error) {
 		return push.PlanPublish(ctx, pub, r.art, r.job.Tags)
-	}, r.pushOptions())
+	}, r.uploadOptions())
 }
 
 // PlanReplication parses the destinations for the ci account and checks, reading only, that they can be
@@ -134,7 +133,7 @@ func (r *run) planReplication(ctx context.Context, repo string) (*ReplicationPla
 // --configure-replication); copy mode federates into every destination account and, given planPush,
 // plans each destination's push (repository settings, tag conflicts). It returns nil when there is
 // nothing to replicate.
-func PlanReplication(ctx context.Context, env Env, sess *federate.Session, rj Replication, repo string,
+func PlanReplication(ctx context.Context, env Env, sess *federate.Session, rj Replication, settings Settings, repo string,
 	planPush func(context.Context, push.Publisher) (*push.Plan, error), opts []push.Option) (*ReplicationPlan, error) {
 	if len(rj.To) == 0 || rj.Mode == "off" {
 		return nil, nil
@@ -145,7 +144,7 @@ func PlanReplication(ctx context.Context, env Env, sess *federate.Session, rj Re
 		return nil, err
 	}
 	rp := &ReplicationPlan{Mode: rj.Mode, Destinations: dests, repository: repo, ciAccount: sess.Account, ciRegion: region,
-		timeout: rj.Timeout, sess: sess}
+		timeout: rj.Timeout, sess: sess, settings: settings, restoreArchived: rj.RestoreArchived}
 	if rj.Mode == replicate.ModeCopy {
 		rp.Copies = map[string]*push.Plan{}
 		for _, d := range dests {
@@ -156,7 +155,7 @@ func PlanReplication(ctx context.Context, env Env, sess *federate.Session, rj Re
 			if planPush == nil {
 				continue
 			}
-			pub, err := push.NewECR(ctx, cfg, repo, opts...)
+			pub, err := push.NewECR(ctx, cfg, repo, append(append([]push.Option{}, opts...), settings.PushOptions(d)...)...)
 			if err != nil {
 				return nil, fmt.Errorf("destination %s: %w", d, err)
 			}
@@ -173,40 +172,40 @@ func PlanReplication(ctx context.Context, env Env, sess *federate.Session, rj Re
 	if rp.Prefix == "" {
 		rp.Prefix = repo
 	}
-	client := ecrClientOf(sess)
-	_, err = replicate.Configure(ctx, client, rp.Prefix, dests, replicate.ConfigureOptions{
-		SourceAccount: sess.Account, SourceRegion: region, Logger: env.logger(),
-	})
-	var nc *replicate.NotConfiguredError
-	switch {
-	case err == nil:
-	case errors.As(err, &nc) && rj.Configure:
-		rp.merge, rp.Merged = true, nc.Merged
-		if rp.Current, err = replicate.ReadConfiguration(ctx, client); err != nil {
-			return nil, err
-		}
-	default:
+	o := replicate.ConfigureOptions{Session: sess, Repository: repo, Logger: env.logger()}
+	if rj.Configure {
+		// Only a run that may write reads (and plans) the destinations' creation templates.
+		o.Settings = &settings.RepositorySettings
+	}
+	plan, err := replicate.PlanConfigure(ctx, ecrClientOf(sess), rp.Prefix, dests, o)
+	if err != nil {
 		return nil, err
+	}
+	if plan.RuleChanged() && !rj.Configure {
+		var missing []replicate.Destination
+		for _, d := range dests {
+			if !replicate.Covered(plan.Current, rp.Prefix, d) {
+				missing = append(missing, d)
+			}
+		}
+		return nil, fixable.Wrap(&replicate.NotConfiguredError{Prefix: rp.Prefix, Missing: missing, Merged: plan.Merged}, "")
+	}
+	if plan.Changed() {
+		rp.configure = plan
 	}
 	return rp, nil
 }
 
-// Apply merges the planned rule (a no-op when none is needed); it returns what it wrote.
-func (rp *ReplicationPlan) Apply(ctx context.Context, log *slog.Logger) ([]string, error) {
-	if rp == nil || !rp.merge {
+// Apply writes the planned configuration (destination creation templates, then the rule; a no-op when
+// nothing is needed) and returns what it wrote. A failure part-way names every earlier write with its undo.
+func (rp *ReplicationPlan) Apply(ctx context.Context) ([]string, error) {
+	if rp == nil || rp.configure == nil {
 		return nil, nil
 	}
-	client := ecrClientOf(rp.sess)
-	res, err := replicate.Configure(ctx, client, rp.Prefix, rp.Destinations, replicate.ConfigureOptions{
-		Apply: true, SourceAccount: rp.ciAccount, SourceRegion: rp.ciRegion, Logger: log,
-	})
-	if err != nil {
+	if err := rp.configure.Apply(ctx); err != nil {
 		return nil, err
 	}
-	if !res.Changed {
-		return nil, nil
-	}
-	return []string{fmt.Sprintf("merged a replication rule for %s into the ci registry's configuration (ecrpush replication plan shows it; it only affects future pushes)", rp.Prefix)}, nil
+	return []string{fmt.Sprintf("configured replication for %s (rule and creation templates: ecrpush replication plan shows them; they only affect future pushes)", rp.Prefix)}, nil
 }
 
 // WriteText prints the plan for --dry-run: what would be created, merged, uploaded and tagged.
@@ -231,9 +230,11 @@ func (p *Plan) WriteText(w io.Writer) {
 			fmt.Fprintf(w, "%s (copy):\n", d)
 			rp.Copies[d.String()].WriteText(w)
 		}
-	case rp.merge:
+	case rp.configure != nil:
 		fmt.Fprintf(w, "  merge a rule for %s into the ci registry's replication configuration:\n", rp.Prefix)
-		fmt.Fprint(w, indent(replicate.UnifiedDiff("current", "merged", string(replicate.ConfigJSON(rp.Current)), string(replicate.ConfigJSON(rp.Merged)))))
+		var b strings.Builder
+		rp.configure.WriteText(&b, false)
+		fmt.Fprint(w, indent(b.String()))
 	default:
 		fmt.Fprintf(w, "  the ci registry's rules already cover %s: nothing to configure\n", rp.Prefix)
 	}

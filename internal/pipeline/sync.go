@@ -54,28 +54,29 @@ func Sync(ctx context.Context, env Env, job SyncJob) ([]mirror.Result, *mirror.L
 	}
 	rj := job.Replication
 	rj.Prefix = prefix
-	rp, err := PlanReplication(ctx, env, sess, rj, prefix, nil, nil)
+	rp, err := PlanReplication(ctx, env, sess, rj, job.Settings, prefix, nil, nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	if _, err := rp.Apply(ctx, env.logger()); err != nil {
+	if _, err := rp.Apply(ctx); err != nil {
 		return nil, nil, err
 	}
-	pushOpts := append(job.Settings.Options(), job.Upload.Options()...)
-	pushOpts = append(pushOpts, push.WithLogger(env.logger()))
+	uploadOpts := append(job.Upload.Options(), push.WithLogger(env.logger()))
 	if env.Progress != nil {
-		pushOpts = append(pushOpts, push.WithProgress(env.Progress, env.Terminal))
+		uploadOpts = append(uploadOpts, push.WithProgress(env.Progress, env.Terminal))
 	}
+	pushOpts := append(job.Settings.Options(), uploadOpts...)
 	o := mirror.Options{
-		Session:     sess,
-		Keychain:    kc,
-		PushOptions: pushOpts,
-		Logger:      env.logger(),
-		Report:      job.Report,
+		Session:         sess,
+		Keychain:        kc,
+		PushOptions:     pushOpts,
+		Logger:          env.logger(),
+		Report:          job.Report,
+		RestoreArchived: job.Replication.RestoreArchived,
 	}
 	if rp != nil {
 		o.Replicate = func(ctx context.Context, repo string, art *push.Artifact, res *push.Result) ([]replicate.Status, error) {
-			return rp.Replicate(ctx, env, repo, art, res, pushOpts)
+			return rp.Replicate(ctx, env, repo, art, res, uploadOpts)
 		}
 	}
 	if job.Locked {

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
 
 	ecrx "github.com/ecrpush/ecrpush/internal/ecr"
+	"github.com/ecrpush/ecrpush/internal/federate"
 	"github.com/ecrpush/ecrpush/internal/fixable"
 )
 
@@ -19,15 +20,18 @@ type ECRAPI interface {
 	DescribeRegistry(context.Context, *ecr.DescribeRegistryInput, ...func(*ecr.Options)) (*ecr.DescribeRegistryOutput, error)
 	PutReplicationConfiguration(context.Context, *ecr.PutReplicationConfigurationInput, ...func(*ecr.Options)) (*ecr.PutReplicationConfigurationOutput, error)
 	DescribeImageReplicationStatus(context.Context, *ecr.DescribeImageReplicationStatusInput, ...func(*ecr.Options)) (*ecr.DescribeImageReplicationStatusOutput, error)
+	BackfillAPI
+	ImageAPI
 }
 
 var _ ECRAPI = (*ecr.Client)(nil)
 
-// ConfigureOptions tune Configure.
+// ConfigureOptions tune PlanConfigure (and Configure).
 type ConfigureOptions struct {
-	// Apply writes the merged configuration; without it a missing rule is a NotConfiguredError.
+	// Apply makes Configure write the plan; without it a missing rule is a NotConfiguredError.
 	Apply bool
-	// SourceAccount and SourceRegion name the ci registry: destinations equal to it are refused.
+	// SourceAccount and SourceRegion name the ci registry (default: Session's): destinations equal to it,
+	// or in another partition, are refused.
 	SourceAccount, SourceRegion string
 	// Attempts bounds the read-merge-write rounds when another writer races us (default 5).
 	Attempts int
@@ -35,6 +39,21 @@ type ConfigureOptions struct {
 	// read preceded our write and whose write follows our read-back (default 1s).
 	Settle time.Duration
 	Logger *slog.Logger
+
+	// Session gives the credentials of destination registries (the session itself in its own account,
+	// each destination's RoleARN elsewhere), for creation templates and registry policies.
+	Session *federate.Session
+	// Settings, when they differ from what replication gives a new repository by default, are written
+	// as a repository creation template for REPLICATION in every destination registry.
+	Settings *RepositorySettings
+	// Repository is the repository being pushed, for notes about it (an existing destination repository
+	// keeps its settings; a nested template may win).
+	Repository string
+	// Policies plans (and Apply writes) the destination registry policies that let the ci account
+	// replicate in, with each destination's role.
+	Policies bool
+	// DestinationClient overrides how destination clients are made (tests).
+	DestinationClient DestinationClientFunc
 }
 
 // Configured is what Configure found and left.
@@ -43,6 +62,7 @@ type Configured struct {
 	After   *types.ReplicationConfiguration // as last read (equal to what we wrote, when we wrote)
 	Changed bool                            // this call wrote the configuration
 	Writes  int                             // PutReplicationConfiguration calls made
+	Plan    *ConfigurePlan
 }
 
 // NotConfiguredError says the configuration lacks the rule and was not changed; Details is the exact
@@ -65,89 +85,33 @@ func (e *NotConfiguredError) Details() []string {
 	return append(lines, strings.Split(strings.TrimRight(string(ConfigJSON(e.Merged)), "\n"), "\n")...)
 }
 
-// Configure makes the ci registry replicate repositories starting with prefix to dests: DescribeRegistry,
-// Merge, and (with Apply) PutReplicationConfiguration, then read back. When another writer changed the
-// configuration between our read and our write, or after it, the merge is redone on what is there now.
-// Without Apply, missing rules are a fixable *NotConfiguredError and nothing is written.
+// Configure is PlanConfigure followed, with Apply, by ConfigurePlan.Apply. Without Apply a missing rule is
+// a fixable *NotConfiguredError and nothing is written (pending template changes are only logged).
 func Configure(ctx context.Context, client ECRAPI, prefix string, dests []Destination, o ConfigureOptions) (*Configured, error) {
-	if o.Attempts <= 0 {
-		o.Attempts = 5
-	}
-	if o.Settle == 0 {
-		o.Settle = time.Second
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	for _, d := range dests {
-		if d.Account == o.SourceAccount && d.Region == o.SourceRegion {
-			return nil, fixable.New("destination %s is the ci registry itself: ECR cannot replicate a registry into itself", d)
-		}
-	}
-	cur, err := describeRegistry(ctx, client)
+	p, err := PlanConfigure(ctx, client, prefix, dests, o)
 	if err != nil {
 		return nil, err
 	}
-	res := &Configured{Before: cur}
-	for attempt := 1; attempt <= o.Attempts; attempt++ {
-		merged, changed, err := Merge(cur, prefix, dests)
-		if err != nil {
-			return nil, err
+	res := &Configured{Before: p.Current, After: p.Current, Plan: p}
+	if !o.Apply {
+		if p.RuleChanged() {
+			return nil, fixable.Wrap(&NotConfiguredError{Prefix: prefix, Missing: p.Rule.Destinations, Merged: p.Merged}, "")
 		}
-		if !changed {
-			res.After = cur
-			return res, nil
-		}
-		if !o.Apply {
-			var missing []Destination
-			for _, d := range dests {
-				if !Covered(cur, prefix, d) {
-					missing = append(missing, d)
-				}
+		for _, t := range p.Templates {
+			if t.Action != TemplateUnchanged {
+				p.o.Logger.Warn("a creation template would change (pass --configure-replication to write it)", "destination", t.Destination.String(), "prefix", t.Prefix)
 			}
-			return nil, fixable.Wrap(&NotConfiguredError{Prefix: prefix, Missing: missing, Merged: merged}, "")
 		}
-		// Re-read just before writing: the window in which another writer's change would be lost is
-		// then one round trip, not however long the merge and the caller took.
-		pre, err := describeRegistry(ctx, client)
-		if err != nil {
-			return nil, err
-		}
-		if !SameConfig(pre, cur) {
-			o.Logger.Warn("the replication configuration changed while we merged; merging again", "attempt", attempt)
-			cur = pre
-			continue
-		}
-		if _, err := client.PutReplicationConfiguration(ctx, &ecr.PutReplicationConfigurationInput{ReplicationConfiguration: merged}); err != nil {
-			return nil, putError(err)
-		}
-		res.Writes++
-		res.Changed = true
-		o.Logger.Info("replication configured", "prefix", prefix, "destinations", destList(dests), "rules", len(merged.Rules))
-		after, err := describeRegistry(ctx, client)
-		if err != nil {
-			return nil, err
-		}
-		if !SameConfig(after, merged) {
-			o.Logger.Warn("another writer changed the replication configuration after ours; merging again", "attempt", attempt)
-			cur = after
-			continue
-		}
-		if err := sleep(ctx, o.Settle); err != nil {
-			return nil, err
-		}
-		if after, err = describeRegistry(ctx, client); err != nil {
-			return nil, err
-		}
-		if !SameConfig(after, merged) {
-			o.Logger.Warn("another writer changed the replication configuration after ours; merging again", "attempt", attempt)
-			cur = after
-			continue
-		}
-		res.After = after
 		return res, nil
 	}
-	return nil, fmt.Errorf("the ci registry's replication configuration kept changing under us (another writer, %d attempts): run again, or coordinate the writers", o.Attempts)
+	if !p.Changed() {
+		return res, nil
+	}
+	if err := p.Apply(ctx); err != nil {
+		return nil, err
+	}
+	res.After, res.Writes, res.Changed = p.After, p.Writes, p.Writes > 0
+	return res, nil
 }
 
 func describeRegistry(ctx context.Context, client ECRAPI) (*types.ReplicationConfiguration, error) {
@@ -167,7 +131,7 @@ func putError(err error) error {
 		return fixable.Wrap(err, "may not write the ci registry's replication configuration (ecr:PutReplicationConfiguration denied): grant ecr:PutReplicationConfiguration on * "+
 			"(and iam:CreateServiceLinkedRole for replication.ecr.amazonaws.com, needed the first time), or apply the configuration shown by `ecrpush replication plan` yourself")
 	case "InvalidParameterException", "ValidationException":
-		return fixable.Wrap(err, "ECR refused the replication configuration: "+ecrx.Message(err)+"; nothing was changed")
+		return fixable.Wrap(err, "ECR refused the replication configuration: "+ecrx.Message(err))
 	}
 	return ecrx.APIError(err, "ecr PutReplicationConfiguration")
 }

@@ -10,8 +10,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
 
+	ecrx "github.com/ecrpush/ecrpush/internal/ecr"
 	"github.com/ecrpush/ecrpush/internal/federate"
+	"github.com/ecrpush/ecrpush/internal/fixable"
 	"github.com/ecrpush/ecrpush/internal/push"
 )
 
@@ -25,8 +29,16 @@ type CopyOptions struct {
 	Tags       []string
 	// Destinations to copy to; each needs a RoleARN unless it is in the session's account.
 	Destinations []Destination
-	// PushOptions are passed to every push.NewECR (jobs, progress, repository settings, ...).
+	// PushOptions are passed to every push.NewECR (jobs, progress, retries, ...).
 	PushOptions []push.Option
+	// Settings decide how a missing destination repository is created (mutability, scan on push, KMS key
+	// per destination, lifecycle policy, tags) and whether it may be (Create); nil leaves it to
+	// PushOptions and push's defaults.
+	Settings *RepositorySettings
+	// RestoreArchived restores an archived source or destination image instead of failing.
+	RestoreArchived bool
+	// DestinationClient overrides how destination ECR clients are made (tests).
+	DestinationClient DestinationClientFunc
 	// SpoolDir is where the source's layers are kept while copying (default os.TempDir()). NoSpool reads
 	// the artifact directly from every destination's upload, for artifacts already in local files.
 	SpoolDir string
@@ -62,18 +74,15 @@ func Copy(ctx context.Context, o CopyOptions) ([]Status, error) {
 	errs := make([]error, len(o.Destinations))
 
 	// Credentials and publishers for every destination at once: each is an STS and an ECR round trip.
-	creds := newCredentials(o.Session)
+	dc := newDestClients(o.Session, o.DestinationClient)
 	pubs := make([]push.Publisher, len(o.Destinations))
 	var wg sync.WaitGroup
 	for i, d := range o.Destinations {
 		wg.Go(func() {
-			cfg, err := creds.forDest(ctx, d)
-			if err != nil {
-				errs[i] = err
-				return
+			pubs[i], errs[i] = o.publisher(ctx, dc, d, digest)
+			if errors.As(errs[i], new(*ArchivedError)) {
+				sts[i].FailureCode = FailureArchived
 			}
-			opts := append(append([]push.Option{}, o.PushOptions...), push.WithLogger(o.Logger.With("destination", d.String())))
-			pubs[i], errs[i] = push.NewECR(ctx, cfg, o.Repository, opts...)
 		})
 	}
 	var art *push.Artifact
@@ -81,6 +90,10 @@ func Copy(ctx context.Context, o CopyOptions) ([]Status, error) {
 	wg.Go(func() {
 		art = o.Artifact
 		if art == nil {
+			ci := ecr.NewFromConfig(o.Session.Config)
+			if _, artErr = EnsurePullable(ctx, ci, "the ci registry", "", o.Repository, o.Digest, o.RestoreArchived, 0); artErr != nil {
+				return
+			}
 			art, artErr = readECR(ctx, regionCfg(o.Session.Config), o.Repository, o.Digest)
 		}
 	})
@@ -104,34 +117,7 @@ func Copy(ctx context.Context, o CopyOptions) ([]Status, error) {
 		art = spooled
 	}
 
-	var live []push.Publisher
-	var liveIdx []int
-	for i, p := range pubs {
-		if p != nil {
-			live = append(live, p)
-			liveIdx = append(liveIdx, i)
-		}
-	}
-	if len(live) > 0 {
-		o.Logger.Info("copying to destinations", "image", o.Repository+"@"+digest, "destinations", len(live))
-		res, err := push.MultiPublisher(live...).Publish(ctx, art, o.Tags)
-		perDest := splitJoined(err, live)
-		for n, i := range liveIdx {
-			if res != nil && n < len(res.Destinations) && res.Destinations[n] != nil {
-				r := res.Destinations[n]
-				sts[i].Status, sts[i].FailureCode, sts[i].URI, sts[i].Seconds = StatusCopied, "", r.Ref, r.Seconds
-				continue
-			}
-			switch {
-			case perDest[n] != nil:
-				errs[i] = perDest[n]
-			case err != nil && res == nil:
-				errs[i] = errors.New("not copied: another destination failed its checks, so nothing was written anywhere")
-			case err != nil:
-				errs[i] = err
-			}
-		}
-	}
+	publish(ctx, o, art, digest, pubs, sts, errs)
 	var out []error
 	for i, err := range errs {
 		if err != nil {
@@ -141,6 +127,68 @@ func Copy(ctx context.Context, o CopyOptions) ([]Status, error) {
 		}
 	}
 	return sts, errors.Join(out...)
+}
+
+// publisher makes the publisher for one destination: its credentials, a check that the digest is not
+// archived there, its repository created with the settings, then push.NewECR.
+func (o CopyOptions) publisher(ctx context.Context, dc *destClients, d Destination, digest string) (push.Publisher, error) {
+	cfg, err := dc.config(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	c, err := dc.get(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	// A destination holding the digest archived is not served by a push that finds it "there".
+	if _, err := EnsurePullable(ctx, c, d.String(), "", o.Repository, digest, o.RestoreArchived, 0); err != nil {
+		return nil, err
+	}
+	opts := append([]push.Option{}, o.PushOptions...)
+	if o.Jobs > 0 {
+		opts = append(opts, push.WithJobs(o.Jobs))
+	}
+	if o.Settings != nil {
+		if err := EnsureRepository(ctx, c, d, o.Repository, *o.Settings, o.Logger); err != nil {
+			return nil, err
+		}
+		opts = append(opts, o.Settings.PushOptions(d)...)
+	}
+	opts = append(opts, push.WithLogger(o.Logger.With("destination", d.String())))
+	return push.NewECR(ctx, cfg, o.Repository, opts...)
+}
+
+// publish pushes art to every destination that has a publisher and records each outcome.
+func publish(ctx context.Context, o CopyOptions, art *push.Artifact, digest string, pubs []push.Publisher, sts []Status, errs []error) {
+	var live []push.Publisher
+	var liveIdx []int
+	for i, p := range pubs {
+		if p != nil {
+			live = append(live, p)
+			liveIdx = append(liveIdx, i)
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	o.Logger.Info("copying to destinations", "image", o.Repository+"@"+digest, "destinations", len(live))
+	res, err := push.MultiPublisher(live...).Publish(ctx, art, o.Tags)
+	perDest := splitJoined(err, live)
+	for n, i := range liveIdx {
+		if res != nil && n < len(res.Destinations) && res.Destinations[n] != nil {
+			r := res.Destinations[n]
+			sts[i].Status, sts[i].FailureCode, sts[i].URI, sts[i].Seconds = StatusCopied, "", r.Ref, r.Seconds
+			continue
+		}
+		switch {
+		case perDest[n] != nil:
+			errs[i] = perDest[n]
+		case err != nil && res == nil:
+			errs[i] = errors.New("not copied: another destination failed its checks, so nothing was written anywhere")
+		case err != nil:
+			errs[i] = err
+		}
+	}
 }
 
 // regionCfg is cfg unchanged (a copy, so callers may change the region).
@@ -168,4 +216,64 @@ func splitJoined(err error, pubs []push.Publisher) []error {
 		}
 	}
 	return out
+}
+
+// EnsureRepository creates repo in d's registry (c holds d's credentials) with the settings when it is
+// missing and Create allows it: CreateRepository (mutability, scan on push, d's KMS key, tags), then
+// PutLifecyclePolicy. An existing repository is left as it is (its settings are its owner's). Copy mode
+// uses it for every destination; it serves the ci repository as well.
+func EnsureRepository(ctx context.Context, c DestinationAPI, d Destination, repo string, s RepositorySettings, log *slog.Logger) error {
+	_, err := c.DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{RepositoryNames: []string{repo}})
+	switch ecrx.Code(err) {
+	case "":
+		return nil
+	case "RepositoryNotFoundException":
+	default:
+		return ecrx.APIError(err, "ecr DescribeRepositories "+repo+" in "+d.String())
+	}
+	if !s.Create {
+		return fixable.Wrap(err, fmt.Sprintf("ECR repository %s does not exist in %s and creating it is disabled (--create-repository=false): create it there (aws ecr create-repository --repository-name %s --region %s) or allow creation",
+			repo, d, repo, d.Region))
+	}
+	in := &ecr.CreateRepositoryInput{RepositoryName: aws.String(repo), ImageTagMutability: types.ImageTagMutabilityMutable,
+		ImageScanningConfiguration: &types.ImageScanningConfiguration{ScanOnPush: s.ScanOnPush}}
+	if s.TagImmutability {
+		in.ImageTagMutability = types.ImageTagMutabilityImmutable
+	}
+	if k, ok := s.KMSFor(d); ok {
+		in.EncryptionConfiguration = &types.EncryptionConfiguration{EncryptionType: types.EncryptionTypeKms}
+		if k.Key != "" {
+			in.EncryptionConfiguration.KmsKey = aws.String(k.Key)
+		}
+		if k.Note != "" {
+			log.Warn("KMS key for a copy destination", "destination", d.String(), "note", k.Note)
+		}
+	}
+	for _, t := range s.Tags {
+		in.Tags = append(in.Tags, types.Tag{Key: aws.String(t.Key), Value: aws.String(t.Value)})
+	}
+	_, err = c.CreateRepository(ctx, in)
+	switch code := ecrx.Code(err); {
+	case err == nil:
+		log.Info("created ECR repository", "destination", d.String(), "repository", repo, "settings", s.Describe())
+	case code == "RepositoryAlreadyExistsException":
+		return nil // another job created it first: its settings stand
+	case code == "AccessDeniedException":
+		return fixable.Wrap(err, fmt.Sprintf("ECR repository %s does not exist in %s and %s may not create it (ecr:CreateRepository denied): grant it, or create the repository there", repo, d, d.RoleARN))
+	case code == "InvalidParameterException" || code == "KmsException" || code == "InvalidTagParameterException" || code == "TooManyTagsException":
+		return fixable.Wrap(err, fmt.Sprintf("ECR refused to create %s in %s (%s): fix the repository settings (KMS key, tags)", repo, d, ecrx.Message(err)))
+	default:
+		return ecrx.APIError(err, "ecr CreateRepository "+repo+" in "+d.String())
+	}
+	if s.LifecyclePolicy != "" {
+		if _, err := c.PutLifecyclePolicy(ctx, &ecr.PutLifecyclePolicyInput{RepositoryName: aws.String(repo), LifecyclePolicyText: aws.String(s.LifecyclePolicy)}); err != nil {
+			msg := fmt.Sprintf("created %s in %s, but ECR refused its lifecycle policy (%s): fix the policy and set it there (aws ecr put-lifecycle-policy --repository-name %s --region %s --lifecycle-policy-text file://policy.json)",
+				repo, d, ecrx.Message(err), repo, d.Region)
+			if ecrx.Code(err) == "InvalidParameterException" || ecrx.Code(err) == "AccessDeniedException" {
+				return fixable.Wrap(err, msg)
+			}
+			return fmt.Errorf("%s: %w", msg, err)
+		}
+	}
+	return nil
 }

@@ -140,14 +140,16 @@ func TestCopyWithoutCredentialsSaysWhatToPass(t *testing.T) {
 	}
 }
 
-func TestFallbackCopiesAnImagePushedBeforeTheRule(t *testing.T) {
+// With backfill off, an image pushed before its rule is copied where roles allow (backfill_test.go has
+// the default, a backfill).
+func TestFallbackCopiesAnImagePushedBeforeTheRuleWithoutBackfill(t *testing.T) {
 	cases := []struct {
 		name     string
 		roleName string
 		wantErr  []string
 	}{
 		{"with destination roles", "ecrpush-deploy", nil},
-		{"without", "", []string{"already in the repository before the replication rule", "--destination-role-name"}},
+		{"without", "", []string{"already in the repository before the replication rule covered it", "--backfill", "--replication copy"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -170,7 +172,7 @@ func TestFallbackCopiesAnImagePushedBeforeTheRule(t *testing.T) {
 				t.Fatalf("second push: existed=%v uploaded=%d", existed, res.BytesUploaded)
 			}
 			sts, err := replicate.Run(ctx, replicate.Options{Mode: replicate.ModeNative, Session: s, Repository: repo, Digest: a.Digest.String(),
-				Tags: []string{"v1"}, Artifact: a, Existed: existed, Destinations: dests, Timeout: 20 * time.Second, WaitOptions: fast})
+				Tags: []string{"v1"}, Artifact: a, Existed: existed, Destinations: dests, Timeout: 20 * time.Second, WaitOptions: fast, NoBackfill: true})
 			if tc.wantErr != nil {
 				var we *replicate.WaitError
 				if err == nil || !fixable.Is(err) || !errors.As(err, &we) || len(we.Preexisting) != 4 {

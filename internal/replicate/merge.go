@@ -76,13 +76,50 @@ func exactly(r types.ReplicationRule, prefix string) bool {
 		r.RepositoryFilters[0].FilterType == types.RepositoryFilterTypePrefixMatch
 }
 
+// RuleChange says what a merge does to the replication configuration.
+type RuleChange struct {
+	Kind         string        `json:"kind"`                   // RuleUnchanged, RuleAddFilter, RuleAddDestinations or RuleNew
+	Rule         int           `json:"rule,omitempty"`         // 1-based index of the rule changed or added
+	Destinations []Destination `json:"destinations,omitempty"` // the destinations that were not covered
+	Filters      int           `json:"filters,omitempty"`      // the rule's filters after the change
+}
+
+// Kinds of RuleChange.
+const (
+	RuleUnchanged       = "unchanged"
+	RuleAddFilter       = "add-filter"
+	RuleAddDestinations = "add-destinations"
+	RuleNew             = "new-rule"
+)
+
+// Text says the change in words, for plans.
+func (c RuleChange) Text(prefix string) string {
+	switch c.Kind {
+	case RuleAddFilter:
+		return fmt.Sprintf("adds the filter %q to rule %d, whose destinations are exactly %s (%d of ECR's %d filters per rule)", prefix, c.Rule, destList(c.Destinations), c.Filters, MaxRuleFilters)
+	case RuleAddDestinations:
+		return fmt.Sprintf("adds %s to rule %d, whose only filter is %q", destList(c.Destinations), c.Rule, prefix)
+	case RuleNew:
+		return fmt.Sprintf("adds rule %d: %s to %s (no rule has exactly these destinations; ECR allows %d rules)", c.Rule, describePrefix(prefix), destList(c.Destinations), MaxRules)
+	}
+	return "already covers every destination"
+}
+
 // Merge returns current with every destination replicating repositories that start with prefix. When rules
-// already cover prefix for every destination it returns an unchanged copy and false. Otherwise the missing
-// destinations join the rule whose filters are exactly prefix, or a new rule is appended; no other rule is
-// dropped, reordered or rewritten. A result ECR would refuse (limits, filters) is a fixable error.
+// already cover prefix for every destination it returns an unchanged copy and false. See MergeRule.
 func Merge(current *types.ReplicationConfiguration, prefix string, dests []Destination) (*types.ReplicationConfiguration, bool, error) {
+	out, ch, err := MergeRule(current, prefix, dests)
+	return out, err == nil && ch.Kind != RuleUnchanged, err
+}
+
+// MergeRule merges prefix → dests into current, touching no rule but the one it names: the destinations
+// that are not covered yet join, as one more filter, the first rule whose destinations are exactly them
+// (ECR allows 100 filters per rule, so many repositories share one rule); else the rule whose only filter is
+// prefix gains them (a change that concerns prefix alone); else a new rule is appended (ECR allows 10). A
+// result ECR would refuse (limits, filters) is a fixable error.
+func MergeRule(current *types.ReplicationConfiguration, prefix string, dests []Destination) (*types.ReplicationConfiguration, RuleChange, error) {
 	if err := ValidatePrefix(prefix); err != nil {
-		return nil, false, err
+		return nil, RuleChange{}, err
 	}
 	out := CloneConfig(current)
 	var missing []Destination
@@ -91,8 +128,19 @@ func Merge(current *types.ReplicationConfiguration, prefix string, dests []Desti
 			missing = append(missing, d)
 		}
 	}
+	ch := RuleChange{Kind: RuleUnchanged, Destinations: missing}
 	if len(missing) == 0 {
-		return out, false, nil
+		return out, ch, nil
+	}
+	if prefix != "" {
+		for i, r := range out.Rules {
+			if len(r.RepositoryFilters) > 0 && len(r.RepositoryFilters) < MaxRuleFilters && sameDests(r, missing) {
+				out.Rules[i].RepositoryFilters = append(out.Rules[i].RepositoryFilters,
+					types.RepositoryFilter{Filter: aws.String(prefix), FilterType: types.RepositoryFilterTypePrefixMatch})
+				ch.Kind, ch.Rule, ch.Filters = RuleAddFilter, i+1, len(out.Rules[i].RepositoryFilters)
+				return out, ch, Validate(out)
+			}
+		}
 	}
 	target := -1
 	for i, r := range out.Rules {
@@ -102,10 +150,12 @@ func Merge(current *types.ReplicationConfiguration, prefix string, dests []Desti
 		}
 	}
 	what := describePrefix(prefix)
+	ch.Kind = RuleAddDestinations
 	if target < 0 {
 		if len(out.Rules) >= MaxRules {
-			return nil, false, fixable.New("the ci registry already has %d replication rules, ECR's maximum, and none has exactly %s: add %s to an existing rule or remove a rule (aws ecr put-replication-configuration), then run again; nothing was written",
-				len(out.Rules), what, destList(missing))
+			return nil, RuleChange{}, fixable.New("the ci registry already has %d replication rules, ECR's maximum; none has exactly the destinations %s (to add %s as a filter) or exactly %s: "+
+				"make one rule list exactly these destinations, or remove a rule (aws ecr put-replication-configuration), then run again; nothing was written",
+				len(out.Rules), destList(missing), what, what)
 		}
 		r := types.ReplicationRule{}
 		if prefix != "" {
@@ -113,15 +163,30 @@ func Merge(current *types.ReplicationConfiguration, prefix string, dests []Desti
 		}
 		out.Rules = append(out.Rules, r)
 		target = len(out.Rules) - 1
+		ch.Kind = RuleNew
 	}
 	for _, d := range missing {
 		out.Rules[target].Destinations = append(out.Rules[target].Destinations, types.ReplicationDestination{
 			Region: aws.String(d.Region), RegistryId: aws.String(d.Account)})
 	}
+	ch.Rule, ch.Filters = target+1, len(out.Rules[target].RepositoryFilters)
 	if err := Validate(out); err != nil {
-		return nil, false, err
+		return nil, RuleChange{}, err
 	}
-	return out, true, nil
+	return out, ch, nil
+}
+
+// sameDests reports whether a rule's destinations are exactly ds, as sets.
+func sameDests(r types.ReplicationRule, ds []Destination) bool {
+	if len(r.Destinations) != len(ds) {
+		return false
+	}
+	for _, d := range ds {
+		if !ruleHas(r, d) {
+			return false
+		}
+	}
+	return true
 }
 
 func describePrefix(prefix string) string {
@@ -295,4 +360,30 @@ func ParseConfigJSON(b []byte) (*types.ReplicationConfiguration, error) {
 // SameConfig compares two configurations rule by rule, in order.
 func SameConfig(a, b *types.ReplicationConfiguration) bool {
 	return bytes.Equal(ConfigJSON(a), ConfigJSON(b))
+}
+
+// DestinationsFor lists the destinations cfg's rules replicate repo to, in configuration order.
+func DestinationsFor(cfg *types.ReplicationConfiguration, repo string) []Destination {
+	var out []Destination
+	if cfg == nil {
+		return nil
+	}
+	for _, r := range cfg.Rules {
+		match := len(r.RepositoryFilters) == 0
+		for _, f := range r.RepositoryFilters {
+			if f.FilterType == types.RepositoryFilterTypePrefixMatch && strings.HasPrefix(repo, aws.ToString(f.Filter)) {
+				match = true
+			}
+		}
+		if !match {
+			continue
+		}
+		for _, x := range r.Destinations {
+			d := Destination{Account: aws.ToString(x.RegistryId), Region: aws.ToString(x.Region)}
+			if !containsDest(out, d) {
+				out = append(out, d)
+			}
+		}
+	}
+	return out
 }

@@ -68,12 +68,19 @@ func TestMerge(t *testing.T) {
 		{"covered by a shorter prefix", rules(rule("team/", p1, p2, s1)), "team/app", all, rules(rule("team/", p1, p2, s1)), false, nil},
 		{"covered by a rule without filters", rules(rule("", p1, p2, s1)), "team/app", all, rules(rule("", p1, p2, s1)), false, nil},
 		{"covered across rules", rules(rule("team/", p1), rule("", p2, s1)), "team/app", all, rules(rule("team/", p1), rule("", p2, s1)), false, nil},
-		{"a longer prefix does not cover", rules(rule("team/app-x", p1, p2, s1)), "team/app", all,
-			rules(rule("team/app-x", p1, p2, s1), rule("team/app", p1, p2, s1)), true, nil},
+		{"a longer prefix does not cover; its rule, with exactly these destinations, gains the filter", rules(rule("team/app-x", p1, p2, s1)), "team/app", all,
+			`{"rules":[{"destinations":[` + dj(p1, p2, s1) + `],"repositoryFilters":[` + fj("team/app-x") + `,` + fj("team/app") + `]}]}`, true, nil},
+		{"a rule with other destinations is not touched", rules(rule("other/", p1, p2)), "team/app", all,
+			rules(rule("other/", p1, p2), rule("team/app", p1, p2, s1)), true, nil},
+		{"the rule with exactly the missing destinations gains the filter", rules(rule("team/", p1), rule("zzz/", p2, s1)), "team/app", all,
+			`{"rules":[` + rule("team/", p1) + `,{"destinations":[` + dj(p2, s1) + `],"repositoryFilters":[` + fj("zzz/") + `,` + fj("team/app") + `]}]}`, true, nil},
+		{"a rule already at 100 filters is not extended", rules(ruleN(100, p1, p2, s1)), "team/app", all,
+			rules(ruleN(100, p1, p2, s1), rule("team/app", p1, p2, s1)), true, nil},
 		{"missing destinations join the exact rule", rules(rule("other/", s1), rule("team/app", p1)), "team/app", all,
 			rules(rule("other/", s1), rule("team/app", p1, p2, s1)), true, nil},
 		{"only the missing ones are added", rules(rule("team/", p1), rule("zzz/", s1)), "team/app", all,
 			rules(rule("team/", p1), rule("zzz/", s1), rule("team/app", p2, s1)), true, nil},
+		{"ten rules, but one has exactly these destinations", many(9)[:len(many(9))-2] + "," + rule("x9/", p1, p2, s1) + "]}", "team/app", all, "ok", true, nil},
 		{"a rule with more filters is left alone", `{"rules":[{"destinations":[{"region":"us-east-1","registryId":"` + prod + `"}],"repositoryFilters":[{"filter":"team/app","filterType":"PREFIX_MATCH"},{"filter":"x1","filterType":"PREFIX_MATCH"}]}]}`,
 			"team/app", []Destination{dest(staging, "us-east-1")},
 			`{"rules":[{"destinations":[{"region":"us-east-1","registryId":"` + prod + `"}],"repositoryFilters":[{"filter":"team/app","filterType":"PREFIX_MATCH"},{"filter":"x1","filterType":"PREFIX_MATCH"}]},` + rule("team/app", s1) + `]}`, true, nil},
@@ -126,6 +133,53 @@ func TestMerge(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func dj(ds ...string) string {
+	var out []string
+	for _, d := range ds {
+		a, r, _ := strings.Cut(d, ":")
+		out = append(out, fmt.Sprintf(`{"region":%q,"registryId":%q}`, r, a))
+	}
+	return strings.Join(out, ",")
+}
+
+func fj(f string) string { return fmt.Sprintf(`{"filter":%q,"filterType":"PREFIX_MATCH"}`, f) }
+
+// ruleN is a rule with n filters r0/ … r(n-1)/.
+func ruleN(n int, dests ...string) string {
+	var fs []string
+	for i := range n {
+		fs = append(fs, fj(fmt.Sprintf("r%d/", i)))
+	}
+	return `{"destinations":[` + dj(dests...) + `],"repositoryFilters":[` + strings.Join(fs, ",") + `]}`
+}
+
+// Twelve repositories configured one after another with the same destinations share one rule.
+func TestMergeManyRepositoriesShareOneRule(t *testing.T) {
+	all := []Destination{dest(prod, "us-east-1"), dest(prod, "eu-west-1"), dest(staging, "us-east-1"), dest(staging, "eu-west-1")}
+	cfg := cfgJSON(t, rules(rule("legacy/", staging+":us-east-1")))
+	for i := range 12 {
+		prefix := fmt.Sprintf("team%02d/app", i) // no name a prefix of another: ECR filters match prefixes
+		got, ch, err := MergeRule(cfg, prefix, all)
+		if err != nil {
+			t.Fatalf("repository %d: %v", i+1, err)
+		}
+		want := RuleAddFilter
+		if i == 0 {
+			want = RuleNew
+		}
+		if ch.Kind != want || ch.Rule != 2 || ch.Filters != i+1 {
+			t.Fatalf("repository %d: %+v, want %s of rule 2 with %d filters", i+1, ch, want, i+1)
+		}
+		if !strings.Contains(ch.Text(prefix), "rule 2") {
+			t.Errorf("text %q", ch.Text(prefix))
+		}
+		cfg = got
+	}
+	if len(cfg.Rules) != 2 || len(cfg.Rules[1].RepositoryFilters) != 12 || len(cfg.Rules[0].RepositoryFilters) != 1 {
+		t.Fatalf("after 12 repositories:\n%s", ConfigJSON(cfg))
 	}
 }
 

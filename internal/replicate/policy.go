@@ -192,12 +192,30 @@ func globMatch(pattern, s string) bool {
 	return err == nil && ok
 }
 
-// PolicyResult is what ApplyPolicies did in one destination registry.
+// PolicyResult is what ApplyPolicies did (or a plan would do) in one destination registry.
 type PolicyResult struct {
 	Destination Destination
 	Changed     bool
 	Skipped     string // why nothing was done ("" when applied or already in place)
 	Policy      string // the policy now in place (or that should be)
+	Before      string // the policy as read ("" when there was none)
+	Read        bool   // Before was read (a role was given)
+
+	client PolicyAPI
+}
+
+// Undo is the command that restores the registry policy as it was before ecrpush wrote it.
+func (r PolicyResult) Undo() string {
+	region := " --region " + r.Destination.Region
+	if strings.TrimSpace(r.Before) == "" {
+		return "aws ecr delete-registry-policy" + region
+	}
+	var b bytes.Buffer
+	if json.Compact(&b, []byte(r.Before)) != nil {
+		b.Reset()
+		b.WriteString(r.Before)
+	}
+	return "aws ecr put-registry-policy" + region + " --policy-text '" + b.String() + "'"
 }
 
 // PolicyAPI is the part of the ECR client ApplyPolicies uses.
@@ -219,21 +237,38 @@ func PlanPolicies(ctx context.Context, sess *federate.Session, dests []Destinati
 }
 
 func policies(ctx context.Context, sess *federate.Session, dests []Destination, write bool) ([]PolicyResult, error) {
-	creds := newCredentials(sess)
+	dc := newDestClients(sess, nil)
+	out, err := planPolicies(ctx, dc, sess.Account, dests)
+	if err != nil || !write {
+		return out, err
+	}
+	for i := range out {
+		if out[i].Changed {
+			if err := writePolicy(ctx, &out[i], sess.Account); err != nil {
+				return out, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// planPolicies reads and merges every destination's registry policy where a role lets it; the first
+// error ends it (they are the user's to fix, and all are named).
+func planPolicies(ctx context.Context, dc *destClients, ciAccount string, dests []Destination) ([]PolicyResult, error) {
 	var out []PolicyResult
 	var errs []string
 	var first error
 	for _, d := range dests {
-		r := PolicyResult{Destination: d, Policy: string(RequiredPolicy(sess.Account, d))}
+		r := PolicyResult{Destination: d, Policy: string(RequiredPolicy(ciAccount, d))}
 		switch {
-		case d.Account == sess.Account:
+		case d.Account == ciAccount:
 			r.Skipped = "same account: no registry policy needed"
 		case d.RoleARN == "":
 			r.Skipped = "no role for " + d.Account + " (--destination-role-name): apply the policy there yourself"
 		default:
-			cfg, err := creds.forDest(ctx, d)
+			c, err := dc.get(ctx, d)
 			if err == nil {
-				r, err = applyPolicy(ctx, ecr.NewFromConfig(cfg), sess.Account, d, write)
+				r, err = planPolicy(ctx, c, ciAccount, d)
 			}
 			if err != nil {
 				errs = append(errs, err.Error())
@@ -253,44 +288,59 @@ func policies(ctx context.Context, sess *federate.Session, dests []Destination, 
 	return out, nil
 }
 
-// applyPolicy is one read-merge-write of a destination registry policy, read back to confirm.
-func applyPolicy(ctx context.Context, c PolicyAPI, ciAccount string, d Destination, write bool) (PolicyResult, error) {
-	r := PolicyResult{Destination: d}
+// planPolicy reads d's registry policy and merges the replication statement into it.
+func planPolicy(ctx context.Context, c PolicyAPI, ciAccount string, d Destination) (PolicyResult, error) {
+	r := PolicyResult{Destination: d, client: c, Read: true}
+	cur, err := getPolicy(ctx, c, d)
+	if err != nil {
+		return r, err
+	}
+	merged, changed, err := MergePolicy(cur, ciAccount, d)
+	if err != nil {
+		return r, err
+	}
+	r.Before, r.Policy, r.Changed = cur, merged, changed
+	return r, nil
+}
+
+// writePolicy writes a planned policy: read-merge-write, read back to confirm, merging again (up to 3
+// times) when another writer replaced it meanwhile. r.Before stays what the plan read.
+func writePolicy(ctx context.Context, r *PolicyResult, ciAccount string) error {
+	c, d := r.client, r.Destination
 	for attempt := 1; attempt <= 3; attempt++ {
 		cur, err := getPolicy(ctx, c, d)
 		if err != nil {
-			return r, err
+			return err
 		}
 		merged, changed, err := MergePolicy(cur, ciAccount, d)
 		if err != nil {
-			return r, err
+			return err
 		}
-		r.Policy = merged
-		if !changed || !write {
-			r.Changed = changed
-			return r, nil
+		if !changed {
+			r.Policy = cur
+			return nil
 		}
 		if _, err := c.PutRegistryPolicy(ctx, &ecr.PutRegistryPolicyInput{PolicyText: aws.String(merged)}); err != nil {
 			if ecrx.Code(err) == "AccessDeniedException" {
-				return r, fixable.Wrap(err, fmt.Sprintf("may not write the registry policy of %s (ecr:PutRegistryPolicy denied for %s): grant it, or apply the policy from ecrpush replication plan there yourself", d, d.RoleARN))
+				return fixable.Wrap(err, fmt.Sprintf("may not write the registry policy of %s (ecr:PutRegistryPolicy denied for %s): grant it, or apply the policy from ecrpush replication plan there yourself", d, d.RoleARN))
 			}
 			if ecrx.Code(err) == "InvalidParameterException" {
-				return r, fixable.Wrap(err, fmt.Sprintf("ECR refused the merged registry policy of %s (%s): fix the existing policy by hand", d, ecrx.Message(err)))
+				return fixable.Wrap(err, fmt.Sprintf("ECR refused the merged registry policy of %s (%s): fix the existing policy by hand", d, ecrx.Message(err)))
 			}
-			return r, ecrx.APIError(err, "ecr PutRegistryPolicy in "+d.String())
+			return ecrx.APIError(err, "ecr PutRegistryPolicy in "+d.String())
 		}
 		r.Changed = true
 		after, err := getPolicy(ctx, c, d)
 		if err != nil {
-			return r, err
+			return err
 		}
 		if _, again, _ := MergePolicy(after, ciAccount, d); !again {
 			r.Policy = after
-			return r, nil
+			return nil
 		}
 		// Another writer replaced the policy after us: merge into theirs.
 	}
-	return r, fmt.Errorf("the registry policy of %s kept changing under us: run again", d)
+	return fmt.Errorf("the registry policy of %s kept changing under us: run again", d)
 }
 
 func getPolicy(ctx context.Context, c PolicyAPI, d Destination) (string, error) {

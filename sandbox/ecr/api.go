@@ -47,6 +47,19 @@ func (s *Service) ops() map[string]opFunc {
 		"GetRegistryPolicy":              opGetRegistryPolicy,
 		"PutRegistryPolicy":              opPutRegistryPolicy,
 		"DeleteRegistryPolicy":           opDeleteRegistryPolicy,
+
+		"StartReplicationBackfill":            opStartReplicationBackfill,
+		"ListReplicationBackfills":            opListReplicationBackfills,
+		"DescribeReplicationBackfillResults":  opDescribeReplicationBackfillResults,
+		"StopReplicationBackfill":             opStopReplicationBackfill,
+		"CreateRepositoryCreationTemplate":    opCreateRepositoryCreationTemplate,
+		"UpdateRepositoryCreationTemplate":    opUpdateRepositoryCreationTemplate,
+		"DeleteRepositoryCreationTemplate":    opDeleteRepositoryCreationTemplate,
+		"DescribeRepositoryCreationTemplates": opDescribeRepositoryCreationTemplates,
+		"UpdateImageStorageClass":             opUpdateImageStorageClass,
+		"PutLifecyclePolicy":                  opPutLifecyclePolicy,
+		"GetLifecyclePolicy":                  opGetLifecyclePolicy,
+		"ListTagsForResource":                 opListTagsForResource,
 	}
 }
 

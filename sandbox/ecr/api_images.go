@@ -43,9 +43,18 @@ func (rg *registry) detailLocked(r *repository, img *image) ImageDetail {
 	if isIndexType(img.mediaType) {
 		mt = ""
 	}
-	return ImageDetail{RegistryID: rg.id.Account, RepositoryName: r.name, ImageDigest: img.digest,
+	d := ImageDetail{RegistryID: rg.id.Account, RepositoryName: r.name, ImageDigest: img.digest,
 		ImageTags: r.tagsOf(img.digest), ImageSizeInBytes: img.size, ImagePushedAt: epochTime(img.pushedAt),
-		ImageManifestMediaType: img.mediaType, ArtifactMediaType: mt, ImageStatus: "ACTIVE"}
+		ImageManifestMediaType: img.mediaType, ArtifactMediaType: mt, ImageStatus: img.status}
+	if !img.lastArchivedAt.IsZero() {
+		t := epochTime(img.lastArchivedAt)
+		d.LastArchivedAt = &t
+	}
+	if !img.lastActivatedAt.IsZero() {
+		t := epochTime(img.lastActivatedAt)
+		d.LastActivatedAt = &t
+	}
+	return d
 }
 
 func opDescribeImages(c *call) (any, *apiError) {
@@ -56,7 +65,8 @@ func opDescribeImages(c *call) (any, *apiError) {
 		NextToken      string            `json:"nextToken"`
 		MaxResults     *int              `json:"maxResults"`
 		Filter         *struct {
-			TagStatus string `json:"tagStatus"`
+			TagStatus   string `json:"tagStatus"`
+			ImageStatus string `json:"imageStatus"`
 		} `json:"filter"`
 	}
 	if aerr := c.decode(&in); aerr != nil {
@@ -70,6 +80,15 @@ func opDescribeImages(c *call) (any, *apiError) {
 		tagStatus = in.Filter.TagStatus
 		if tagStatus != "TAGGED" && tagStatus != "UNTAGGED" && tagStatus != "ANY" {
 			return nil, invalidParam("filter.tagStatus", "Member must satisfy enum value set: [TAGGED, UNTAGGED, ANY]")
+		}
+	}
+	imageStatus := ""
+	if in.Filter != nil && in.Filter.ImageStatus != "" {
+		imageStatus = in.Filter.ImageStatus
+		switch imageStatus {
+		case imageActive, imageArchived, imageActivating, "ANY":
+		default:
+			return nil, invalidParam("filter.imageStatus", "Member must satisfy enum value set: [ACTIVE, ARCHIVED, ACTIVATING, ANY]")
 		}
 	}
 	rg, aerr := c.repoAccess(in.RegistryID, in.RepositoryName)
@@ -91,7 +110,9 @@ func opDescribeImages(c *call) (any, *apiError) {
 				return nil, invalidParam("imageIds", "Invalid image identifier: "+code)
 			}
 			img, _ := r.resolve(id)
-			if img == nil {
+			// [doc] "If not specified, only images with ACTIVE status are returned"; [assumed] that holds
+			// for imageIds too: an archived image asked for by id without the filter is not found.
+			if img == nil || !statusMatches(imageStatus, img.status) {
 				rg.mu.RUnlock()
 				return nil, imageNotFound(id, r.name, rg.id.Account)
 			}
@@ -103,6 +124,9 @@ func opDescribeImages(c *call) (any, *apiError) {
 	} else {
 		for _, img := range r.images {
 			d := rg.detailLocked(r, img)
+			if !statusMatches(imageStatus, img.status) {
+				continue
+			}
 			if (tagStatus == "TAGGED" && len(d.ImageTags) == 0) || (tagStatus == "UNTAGGED" && len(d.ImageTags) > 0) {
 				continue
 			}
@@ -165,7 +189,7 @@ func opBatchGetImage(c *call) (any, *apiError) {
 		case mismatch:
 			failures = append(failures, ImageFailure{ImageID: id, FailureCode: "ImageTagDoesNotMatchDigest", FailureReason: "Invalid image tag for provided digest"})
 			continue
-		case img == nil:
+		case img == nil, img.status != imageActive: // [assumed] archived images are not pullable through the API either
 			failures = append(failures, ImageFailure{ImageID: id, FailureCode: "ImageNotFound", FailureReason: "Requested image not found"})
 			continue
 		}
@@ -329,6 +353,6 @@ func opDescribeImageReplicationStatus(c *call) (any, *apiError) {
 	return map[string]any{
 		"repositoryName":      in.RepositoryName,
 		"imageId":             ImageIdentifier{ImageDigest: img.digest, ImageTag: in.ImageID.ImageTag},
-		"replicationStatuses": rg.replStatuses(in.RepositoryName, img.digest),
+		"replicationStatuses": rg.replStatuses(in.RepositoryName, img.digest, in.ImageID.ImageTag),
 	}, nil
 }

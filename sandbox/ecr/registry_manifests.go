@@ -26,11 +26,7 @@ func (rg *registry) getManifest(w http.ResponseWriter, r *http.Request, rt route
 	rg.mu.RLock()
 	var img *image
 	if repo, ok := rg.repos[rt.repo]; ok {
-		if strings.Contains(rt.ref, ":") {
-			img = repo.images[rt.ref]
-		} else {
-			img = repo.images[repo.tags[rt.ref]]
-		}
+		img = repo.pullable(rt.ref) // archived images answer 404 (archive.go)
 	}
 	rg.mu.RUnlock()
 	if img == nil {

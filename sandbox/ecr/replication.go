@@ -10,13 +10,14 @@ import (
 	"github.com/ecrpush/ecrpush/internal/iam"
 )
 
-// Replication failure codes. ECR documents failureCode only as "a string"; these are the
-// sandbox's, one per way a copy can fail (see doc.go).
+// Replication failure codes. ECR documents failureCode only as "a string" and publishes no values:
+// every code below is the sandbox's own invention, one per way a copy can fail (see doc.go), and
+// the product must not depend on them.
 const (
 	FailureAccessDenied             = "ReplicationAccessDenied"     // destination registry policy does not allow ecr:ReplicateImage
 	FailureRepositoryCreationDenied = "RepositoryCreationDenied"    // repository missing and policy does not allow ecr:CreateRepository
 	FailureDestinationNotFound      = "DestinationRegistryNotFound" // the sandbox runs no such registry
-	FailureImageTagImmutable        = "ImageTagImmutable"           // destination repository refuses to move the tag
+	FailureTemplateRoleRequired     = "TemplateCustomRoleRequired"  // a creation template with a KMS key or tags but no customRoleArn
 	FailureSourceImageNotFound      = "SourceImageNotFound"         // image deleted before the copy ran
 	FailureQueueFull                = "ReplicationQueueFull"        // the destination's bounded queue overflowed
 	FailureInternal                 = "InternalError"               // storage error while copying
@@ -118,7 +119,10 @@ func destinationsFor(cfg ReplicationConfiguration, src RegistryID, repo string) 
 }
 
 // replicator copies pushed images to their destinations: one worker goroutine and one bounded
-// FIFO queue per destination registry, so copies into a registry land in push order.
+// FIFO queue per destination registry, so copies into a registry land in push order. Every push
+// (the digest, then each tag) is its own replication event with its own status: the image's status
+// for a destination is the last event's, so it may read COMPLETE while a later tag's copy is still
+// queued (ECR promises no more).
 type replicator struct {
 	s      *Service
 	ctx    context.Context
@@ -126,14 +130,8 @@ type replicator struct {
 	wg     sync.WaitGroup
 	queues map[RegistryID]chan replJob
 
-	// pending counts queued copies per (source, repository, digest, destination): a tag pushed right
-	// after its digest is a second copy, and the status must stay IN_PROGRESS until the last one lands.
-	mu      sync.Mutex
-	pending map[string]int
-}
-
-func pendingKey(src *registry, repo, digest string, st ImageReplicationStatus) string {
-	return src.id.String() + "|" + repo + "|" + digest + "|" + st.RegistryID + "/" + st.Region
+	mu     sync.Mutex
+	closed bool
 }
 
 type replJob struct {
@@ -147,7 +145,7 @@ type replJob struct {
 
 func newReplicator(s *Service) *replicator {
 	ctx, cancel := context.WithCancel(context.Background())
-	rp := &replicator{s: s, ctx: ctx, cancel: cancel, queues: map[RegistryID]chan replJob{}, pending: map[string]int{}}
+	rp := &replicator{s: s, ctx: ctx, cancel: cancel, queues: map[RegistryID]chan replJob{}}
 	for id := range s.registries {
 		q := make(chan replJob, replicationQueueSize)
 		rp.queues[id] = q
@@ -157,19 +155,52 @@ func newReplicator(s *Service) *replicator {
 	return rp
 }
 
+// goAfter runs fn in a goroutine the replicator waits for on close, after d unless it closes first.
+func (rp *replicator) goAfter(d time.Duration, fn func(ctx context.Context)) {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if rp.closed {
+		return
+	}
+	rp.wg.Add(1)
+	go func() {
+		defer rp.wg.Done()
+		if !sleepCtx(rp.ctx, d) {
+			return
+		}
+		fn(rp.ctx)
+	}()
+}
+
+// after runs fn after d (a restore finishing, a backfill moving on) unless the service closes first.
+func (rp *replicator) after(d time.Duration, fn func()) {
+	rp.goAfter(d, func(context.Context) { fn() })
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
 // onPush starts replication of a manifest that just landed in src (registry PUT or PutImage).
 func (rp *replicator) onPush(src *registry, repo, digest, tag string) {
 	defer rp.s.afterPush(src, repo, digest) // scan on push and managed signing (supplychain.go)
 	dests := destinationsFor(src.replicationConfig(), src.id, repo)
 	for _, d := range dests {
 		st := ImageReplicationStatus{Region: d.Region, RegistryID: d.RegistryID, Status: StatusInProgress}
-		rp.mu.Lock()
-		rp.pending[pendingKey(src, repo, digest, st)]++
-		rp.mu.Unlock()
-		src.setReplStatus(repo, digest, st)
+		src.setReplStatus(repo, digest, tag, st)
 		dest, ok := rp.s.registry(RegistryID{Account: d.RegistryID, Region: d.Region})
 		if !ok {
-			rp.finish(src, repo, digest, st, FailureDestinationNotFound)
+			rp.finish(src, repo, digest, tag, st, FailureDestinationNotFound)
 			continue
 		}
 		job := replJob{src: src, dest: dest, repo: repo, digest: digest, tag: tag,
@@ -177,7 +208,7 @@ func (rp *replicator) onPush(src *registry, repo, digest, tag string) {
 		select {
 		case rp.queues[dest.id] <- job:
 		default:
-			rp.finish(src, repo, digest, st, FailureQueueFull)
+			rp.finish(src, repo, digest, tag, st, FailureQueueFull)
 		}
 	}
 }
@@ -189,47 +220,33 @@ func (rp *replicator) worker(q chan replJob) {
 		case <-rp.ctx.Done():
 			return
 		case j := <-q:
-			if d := time.Until(j.notBefore); d > 0 {
-				t := time.NewTimer(d)
-				select {
-				case <-rp.ctx.Done():
-					t.Stop()
-					return
-				case <-t.C:
-				}
+			if !sleepCtx(rp.ctx, time.Until(j.notBefore)) {
+				return
 			}
 			st := ImageReplicationStatus{Region: j.dest.id.Region, RegistryID: j.dest.id.Account}
-			rp.finish(j.src, j.repo, j.digest, st, rp.copyImage(j))
+			rp.finish(j.src, j.repo, j.digest, j.tag, st, rp.copyImage(j))
 		}
 	}
 }
 
-// finish records the outcome: COMPLETE when code is "", FAILED with code otherwise.
-func (rp *replicator) finish(src *registry, repo, digest string, st ImageReplicationStatus, code string) {
-	key := pendingKey(src, repo, digest, st)
-	rp.mu.Lock()
-	rp.pending[key]--
-	left := rp.pending[key]
-	if left <= 0 {
-		delete(rp.pending, key)
-	}
-	rp.mu.Unlock()
+// finish records one event's outcome: COMPLETE when code is "", FAILED with code otherwise.
+func (rp *replicator) finish(src *registry, repo, digest, tag string, st ImageReplicationStatus, code string) {
 	st.Status, st.FailureCode = StatusComplete, ""
-	switch {
-	case code != "":
+	if code != "" {
 		st.Status, st.FailureCode = StatusFailed, code
-	case left > 0:
-		// A later push of the same digest (a tag) is still queued for this destination.
-		st.Status = StatusInProgress
 	}
-	src.setReplStatus(repo, digest, st)
+	src.setReplStatus(repo, digest, tag, st)
 	rp.s.log.Info("ecr replication", "source", src.id.String(), "repository", repo, "digest", digest,
 		"destination", st.RegistryID+"/"+st.Region, "status", st.Status, "failure_code", st.FailureCode)
 }
 
 // copyImage copies blobs, children and the manifest into the destination, byte-identical,
 // after the cross-account permission checks ECR makes against the destination's registry
-// policy. It returns a failure code, or "" on success.
+// policy. A repository it creates takes its settings from the destination registry's creation
+// template for REPLICATION (templates.go). When the destination repository has immutable tags and
+// the tag already names another image, the image is replicated without the tag, as AWS documents
+// ("the image is replicated but won't contain the duplicated tag"), and the copy is COMPLETE.
+// It returns a failure code, or "" on success.
 func (rp *replicator) copyImage(j replJob) string {
 	src, dst := j.src, j.dest
 	now := rp.s.now()
@@ -242,8 +259,12 @@ func (rp *replicator) copyImage(j replJob) string {
 			return FailureRepositoryCreationDenied
 		}
 	}
-	if !dst.hasRepo(j.repo) { // created with default settings, as ECR does
-		dst.createRepository(repoSpec{name: j.repo}, now)
+	if !dst.hasRepo(j.repo) {
+		spec, code := dst.replicationSpec(j.repo)
+		if code != "" {
+			return code
+		}
+		dst.createRepository(spec, now)
 	}
 	snap, ok := src.snapshotImage(j.repo, j.digest)
 	if !ok {
@@ -263,11 +284,13 @@ func (rp *replicator) copyImage(j replJob) string {
 		if i == len(snap.parsed)-1 {
 			tag = j.tag
 		}
-		switch res := dst.putManifest(j.repo, p, tag, now); res.failure {
-		case putOK:
-		case putTagImmutable:
-			return FailureImageTagImmutable
-		default:
+		res := dst.putManifest(j.repo, p, tag, now)
+		if res.failure == putTagImmutable {
+			rp.s.log.Info("ecr replication: immutable tag kept at the destination", "destination", dst.id.String(),
+				"repository", j.repo, "tag", tag, "digest", p.digest)
+			res = dst.putManifest(j.repo, p, "", now)
+		}
+		if res.failure != putOK {
 			return FailureInternal
 		}
 	}
@@ -282,6 +305,9 @@ func policyAllows(p *iam.Policy, srcAccount, action, resource string) bool {
 
 // close stops the workers, waiting at most until ctx ends.
 func (rp *replicator) close(ctx context.Context) error {
+	rp.mu.Lock()
+	rp.closed = true
+	rp.mu.Unlock()
 	rp.cancel()
 	done := make(chan struct{})
 	go func() { rp.wg.Wait(); close(done) }()

@@ -19,7 +19,9 @@ type registry struct {
 	endpoint    string
 	repos       map[string]*repository
 	replication ReplicationConfiguration
-	replStatus  map[string][]ImageReplicationStatus // replKey(repo, digest) → one per destination
+	replStatus  map[string][]ImageReplicationStatus    // replKey(repo, digest) → one per destination
+	templates   map[string]*RepositoryCreationTemplate // by templateKey(prefix)
+	backfills   []*backfill                            // in start order (backfill.go)
 }
 
 // repository is one ECR repository.
@@ -31,6 +33,8 @@ type repository struct {
 	scanOnPush   bool
 	encryption   EncryptionConfiguration
 	resourceTags []Tag
+	lifecycle    string // lifecycle policy text ("" none)
+	policy       string // repository policy text ("" none)
 
 	images map[string]*image // by digest
 	tags   map[string]string // tag → digest
@@ -47,11 +51,17 @@ type image struct {
 	pushedAt     time.Time
 	blobs        []string // config + layers
 	children     []string // child manifests of an index
+
+	// Storage class (archive.go): ACTIVE, ARCHIVED or ACTIVATING; only ACTIVE images are pullable.
+	status          string
+	lastArchivedAt  time.Time
+	lastActivatedAt time.Time
 }
 
 func newRegistry(s *Service, id RegistryID, store *blobStore) *registry {
 	return &registry{s: s, id: id, store: store, repos: map[string]*repository{},
-		replication: ReplicationConfiguration{Rules: []ReplicationRule{}}, replStatus: map[string][]ImageReplicationStatus{}}
+		replication: ReplicationConfiguration{Rules: []ReplicationRule{}}, replStatus: map[string][]ImageReplicationStatus{},
+		templates: map[string]*RepositoryCreationTemplate{}}
 }
 
 func (rg *registry) setEndpoint(url string) {
@@ -104,6 +114,8 @@ type repoSpec struct {
 	scanOnPush bool
 	encryption EncryptionConfiguration
 	tags       []Tag
+	lifecycle  string
+	policy     string
 }
 
 // createRepository adds a repository; ok is false when it already exists.
@@ -121,6 +133,7 @@ func (rg *registry) createRepository(spec repoSpec, now time.Time) (Repository, 
 	}
 	r := &repository{name: spec.name, createdAt: now, mutability: spec.mutability, exclusions: spec.exclusions,
 		scanOnPush: spec.scanOnPush, encryption: spec.encryption, resourceTags: spec.tags,
+		lifecycle: spec.lifecycle, policy: spec.policy,
 		images: map[string]*image{}, tags: map[string]string{}, blobs: map[string]bool{}}
 	rg.repos[spec.name] = r
 	return rg.describeLocked(r), true
@@ -327,11 +340,17 @@ func (rg *registry) putManifest(repo string, p *parsedManifest, tag string, now 
 		return putResult{failure: putTagImmutable}
 	}
 	res := putResult{}
-	if _, ok := r.images[p.digest]; ok {
+	if img, ok := r.images[p.digest]; ok {
 		res.existed = true
+		if img.status != imageActive {
+			// Pushing an archived image again restores it (archive-image.md); the sandbox makes it
+			// ACTIVE at once, and the push replicates like any other.
+			img.status, img.lastActivatedAt = imageActive, now
+			res.changed = true
+		}
 	} else {
 		img := &image{digest: p.digest, mediaType: p.mediaType, artifactType: p.artifactType,
-			manifest: p.body, size: size, pushedAt: now}
+			manifest: p.body, size: size, pushedAt: now, status: imageActive}
 		for _, b := range p.blobs {
 			img.blobs = append(img.blobs, b.Digest)
 		}
@@ -435,24 +454,45 @@ func (rg *registry) deleteImage(repo string, id ImageIdentifier) ([]ImageIdentif
 
 func replKey(repo, digest string) string { return repo + "@" + digest }
 
-// setReplStatus records (or updates) one destination's status for an image.
-func (rg *registry) setReplStatus(repo, digest string, st ImageReplicationStatus) {
+// setReplStatus records one replication event's status for a destination: under the image (its
+// latest event) and, for a tag push, under the tag as well.
+func (rg *registry) setReplStatus(repo, digest, tag string, st ImageReplicationStatus) {
 	rg.mu.Lock()
 	defer rg.mu.Unlock()
-	k := replKey(repo, digest)
-	list := rg.replStatus[k]
-	for i := range list {
-		if list[i].Region == st.Region && list[i].RegistryID == st.RegistryID {
-			list[i] = st
-			return
+	keys := []string{replKey(repo, digest)}
+	if tag != "" {
+		keys = append(keys, replKey(repo, digest)+"#"+tag)
+	}
+	for _, k := range keys {
+		list := rg.replStatus[k]
+		found := false
+		for i := range list {
+			if list[i].Region == st.Region && list[i].RegistryID == st.RegistryID {
+				list[i], found = st, true
+			}
+		}
+		if !found {
+			rg.replStatus[k] = append(list, st)
 		}
 	}
-	rg.replStatus[k] = append(list, st)
 }
 
-func (rg *registry) replStatuses(repo, digest string) []ImageReplicationStatus {
+// replStatuses is what DescribeImageReplicationStatus reports: by digest, each destination's latest
+// event; by tag, the tag's own event where it had one ([assumed]: AWS does not say how separate events
+// show; replication.go).
+func (rg *registry) replStatuses(repo, digest, tag string) []ImageReplicationStatus {
 	rg.mu.RLock()
 	defer rg.mu.RUnlock()
 	out := append([]ImageReplicationStatus{}, rg.replStatus[replKey(repo, digest)]...)
+	if tag == "" {
+		return out
+	}
+	for _, t := range rg.replStatus[replKey(repo, digest)+"#"+tag] {
+		for i := range out {
+			if out[i].Region == t.Region && out[i].RegistryID == t.RegistryID {
+				out[i] = t
+			}
+		}
+	}
 	return out
 }

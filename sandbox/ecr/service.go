@@ -29,7 +29,8 @@ func (id RegistryID) host() string { return id.Account + ".dkr.ecr." + id.Region
 type Options struct {
 	Registries       []RegistryID
 	TokenTTL         time.Duration // ECR auth token lifetime (default 12h); also capped by the caller's session expiry
-	ReplicationDelay time.Duration // before a replication copy starts (default 1s)
+	ReplicationDelay time.Duration // before a replication copy starts (default 1s); also a backfill's PREPARING time
+	RestoreDelay     time.Duration // how long a restored image stays ACTIVATING (default DefaultRestoreDelay)
 	StorageDir       string        // blobs on disk; "" → a temp dir removed by Close
 	// Replication is the initial replicationConfiguration per registry (optional).
 	Replication map[RegistryID]json.RawMessage
@@ -66,6 +67,9 @@ func New(w *world.World, o Options) (*Service, error) {
 	}
 	if o.ReplicationDelay <= 0 {
 		o.ReplicationDelay = time.Second
+	}
+	if o.RestoreDelay <= 0 {
+		o.RestoreDelay = DefaultRestoreDelay
 	}
 	now := o.Now
 	if now == nil {

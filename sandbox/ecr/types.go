@@ -55,15 +55,17 @@ type ImageIdentifier struct {
 }
 
 type ImageDetail struct {
-	RegistryID             string    `json:"registryId"`
-	RepositoryName         string    `json:"repositoryName"`
-	ImageDigest            string    `json:"imageDigest"`
-	ImageTags              []string  `json:"imageTags,omitempty"`
-	ImageSizeInBytes       int64     `json:"imageSizeInBytes"`
-	ImagePushedAt          epochTime `json:"imagePushedAt"`
-	ImageManifestMediaType string    `json:"imageManifestMediaType"`
-	ArtifactMediaType      string    `json:"artifactMediaType,omitempty"`
-	ImageStatus            string    `json:"imageStatus"`
+	RegistryID             string     `json:"registryId"`
+	RepositoryName         string     `json:"repositoryName"`
+	ImageDigest            string     `json:"imageDigest"`
+	ImageTags              []string   `json:"imageTags,omitempty"`
+	ImageSizeInBytes       int64      `json:"imageSizeInBytes"`
+	ImagePushedAt          epochTime  `json:"imagePushedAt"`
+	ImageManifestMediaType string     `json:"imageManifestMediaType"`
+	ArtifactMediaType      string     `json:"artifactMediaType,omitempty"`
+	ImageStatus            string     `json:"imageStatus"`
+	LastArchivedAt         *epochTime `json:"lastArchivedAt,omitempty"`
+	LastActivatedAt        *epochTime `json:"lastActivatedAt,omitempty"`
 }
 
 type Image struct {

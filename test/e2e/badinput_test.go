@@ -166,7 +166,7 @@ func TestBadInput(t *testing.T) {
 		// Other commands.
 		{name: "federate format", cmd: []string{"federate", "--format", "yaml"}, want: []string{"--format", "yaml"}},
 		{name: "federate argument", cmd: []string{"federate", "now"}, want: []string{"now"}},
-		{name: "trust-policy repository", cmd: []string{"trust-policy", "--github-repo", "not-a-repo"}, want: []string{"not-a-repo"}},
+		{name: "trust-policy repository", cmd: []string{"trust-policy", "--account", "111122223333", "--github-repo", "not-a-repo"}, want: []string{"not-a-repo"}},
 		{name: "unknown command", cmd: []string{"pusj"}, want: []string{"pusj"}},
 	}
 	if len(cases) < 50 {
