@@ -82,14 +82,11 @@ func (a *ecrAccess) token(ctx context.Context, r ecr.Registry) (*ecr.Token, erro
 	if err != nil {
 		return nil, err
 	}
-	cfg := s.Config.Copy()
-	cfg.Region = r.Region
-	tok, err := ecr.GetToken(ctx, ecr.NewClient(cfg, r), r.Account)
+	// The token is used (cached, handed out, put in a Secret) no longer than the session that fetched it.
+	tok, err := credhelper.FetchToken(ctx, s.Config, r)
 	if err != nil {
 		return nil, err
 	}
-	// The token is used (cached, handed out, put in a Secret) no longer than the session that fetched it.
-	tok.ExpiresAt = credhelper.CapToCredentials(ctx, cfg.Credentials, tok.ExpiresAt)
 	// The password and the Basic form clients send (base64 USER:PASSWORD) are both secrets.
 	mask := a.stdio.platform().Mask
 	mask(tok.Password)

@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"time"
 
-	"github.com/ecrpush/ecrpush/internal/federate"
 	"github.com/ecrpush/ecrpush/internal/fixable"
+	"github.com/ecrpush/ecrpush/internal/pipeline"
 )
 
 func federateCmd() command {
@@ -31,9 +32,9 @@ func federateCmd() command {
 			}
 			if *format == "credential-process" {
 				// The AWS CLI reads stdout as JSON and shows stderr to the user: keep stderr quiet on success.
-				opts.Logger = newLogger(discard{})
+				opts.Logger = newLogger(io.Discard)
 			}
-			s, err := federate.Federate(ctx, opts)
+			s, err := pipeline.Identity(ctx, pipeline.Env{Log: opts.Logger}, opts)
 			if err != nil {
 				return err
 			}
@@ -78,7 +79,3 @@ func writeJSON(w interface{ Write([]byte) (int, error) }, v any) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
-
-type discard struct{}
-
-func (discard) Write(b []byte) (int, error) { return len(b), nil }

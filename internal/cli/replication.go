@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,10 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/ecr"
-
 	"github.com/ecrpush/ecrpush/internal/federate"
 	"github.com/ecrpush/ecrpush/internal/fixable"
+	"github.com/ecrpush/ecrpush/internal/pipeline"
 	"github.com/ecrpush/ecrpush/internal/replicate"
 )
 
@@ -211,7 +211,7 @@ func (o *replicationOpts) setup(ctx context.Context, stdio IO, needDests bool) (
 	if _, err := replicate.ParseDestinations(o.to, "000000000000", "xx-none-0", o.roleName); err != nil {
 		return nil, nil, err
 	}
-	sess, err := federate.Federate(ctx, fo)
+	sess, err := pipeline.Identity(ctx, pipeline.Env{Platform: stdio.platform(), Log: newLogger(stdio.Err)}, fo)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -249,7 +249,7 @@ func (o *replicationOpts) planOrApply(ctx context.Context, stdio IO, apply bool)
 		return err
 	}
 	log := newLogger(stdio.Err)
-	client := ecr.NewFromConfig(sess.Config)
+	client := replicate.Client(sess)
 	plan, perr := replicate.PlanConfigure(ctx, client, o.rulePrefix(), dests, replicate.ConfigureOptions{
 		Session: sess, Settings: &settings, Repository: o.repository, Policies: true, Logger: log})
 	if plan == nil || plan.Merged == nil {
@@ -334,7 +334,7 @@ func (o *replicationOpts) status(ctx context.Context, stdio IO, image string) er
 	if err != nil {
 		return err
 	}
-	client := ecr.NewFromConfig(sess.Config)
+	client := replicate.Client(sess)
 	var tags []string
 	if !strings.HasPrefix(ref, "sha256:") {
 		tags = []string{ref}
@@ -413,7 +413,7 @@ func (o *replicationOpts) backfills(ctx context.Context, stdio IO, pos []string)
 	if err != nil {
 		return err
 	}
-	client := ecr.NewFromConfig(sess.Config)
+	client := replicate.Client(sess)
 	switch verb {
 	case "list":
 		bs, err := replicate.ListBackfills(ctx, client)
@@ -472,14 +472,10 @@ func (o *replicationOpts) backfills(ctx context.Context, stdio IO, pos []string)
 	return nil
 }
 
-// rawJSON keeps a JSON document as it is inside another one.
+// rawJSON keeps a JSON document as it is inside another one (nil when there is none).
 func rawJSON(s string) any {
 	if strings.TrimSpace(s) == "" {
 		return nil
 	}
-	return jsonRaw(strings.TrimSpace(s))
+	return json.RawMessage(strings.TrimSpace(s))
 }
-
-type jsonRaw string
-
-func (j jsonRaw) MarshalJSON() ([]byte, error) { return []byte(j), nil }

@@ -1,6 +1,8 @@
 package credhelper
 
 import (
+	"github.com/ecrpush/ecrpush/internal/ecr"
+
 	"context"
 	"time"
 
@@ -22,4 +24,17 @@ func CapToCredentials(ctx context.Context, creds aws.CredentialsProvider, expire
 		return expires
 	}
 	return c.Expires
+}
+
+// FetchToken gets a new registry token for r with cfg's credentials in r's region (STS credentials are
+// global; only the ECR call is regional), its expiry capped by those credentials' (CapToCredentials).
+func FetchToken(ctx context.Context, cfg aws.Config, r ecr.Registry) (*ecr.Token, error) {
+	cfg = cfg.Copy()
+	cfg.Region = r.Region
+	tok, err := ecr.GetToken(ctx, ecr.NewClient(cfg, r), r.Account)
+	if err != nil {
+		return nil, err
+	}
+	tok.ExpiresAt = CapToCredentials(ctx, cfg.Credentials, tok.ExpiresAt)
+	return tok, nil
 }

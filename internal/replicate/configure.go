@@ -15,6 +15,9 @@ import (
 	"github.com/ecrpush/ecrpush/internal/fixable"
 )
 
+// Client is the ci registry's ECR API client, for the session's account and region.
+func Client(sess *federate.Session) *ecr.Client { return ecr.NewFromConfig(sess.Config) }
+
 // ECRAPI is the part of the ECR client replication uses (an *ecr.Client; tests wrap one).
 type ECRAPI interface {
 	DescribeRegistry(context.Context, *ecr.DescribeRegistryInput, ...func(*ecr.Options)) (*ecr.DescribeRegistryOutput, error)
