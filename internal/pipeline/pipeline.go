@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
@@ -75,6 +76,7 @@ type run struct {
 	sess         *federate.Session
 	art          *push.Artifact
 	sourceString string
+	mu           sync.Mutex          // guards supply while destinations are written at once
 	refs         []*push.Referrer    // the source's referrers that travel with the image
 	supply       *supplychain.Report // referrers carried, signatures, findings
 }
@@ -195,16 +197,25 @@ func (r *run) write(ctx context.Context, p *Plan) (*push.Result, error) {
 	defer end()
 	var results []*push.Result
 	var errs []error
+	// Every destination at once: one read of the source feeds them all, and each was planned already.
+	res := make([]*push.Result, len(p.Targets))
+	perr := make([]error, len(p.Targets))
+	var wg sync.WaitGroup
 	for i, t := range p.Targets {
-		res, err := t.plan.Publish(ctx)
-		if err != nil {
-			errs = append(errs, err)
-			continue
+		wg.Go(func() {
+			if res[i], perr[i] = t.plan.Publish(ctx); perr[i] == nil {
+				perr[i] = r.pushReferrers(ctx, p.pubs[i])
+			}
+		})
+	}
+	wg.Wait()
+	for i := range p.Targets {
+		if res[i] != nil {
+			results = append(results, res[i])
+			written = append(written, "pushed "+res[i].Ref)
 		}
-		results = append(results, res)
-		written = append(written, "pushed "+res.Ref)
-		if err := r.pushReferrers(ctx, p.pubs[i]); err != nil {
-			errs = append(errs, err)
+		if perr[i] != nil {
+			errs = append(errs, perr[i])
 		}
 	}
 	if len(errs) > 0 {

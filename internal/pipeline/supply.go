@@ -51,7 +51,9 @@ func (r *run) pushReferrers(ctx context.Context, pub push.Publisher) error {
 		return nil
 	}
 	arts, err := supplychain.Push(ctx, pub, r.refs, r.job.SupplyChain.Referrers)
+	r.mu.Lock()
 	r.supply.Referrers = append(r.supply.Referrers, arts...)
+	r.mu.Unlock()
 	return err
 }
 
