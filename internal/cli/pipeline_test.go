@@ -5,11 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
 
@@ -18,20 +15,10 @@ import (
 	"github.com/ecrpush/ecrpush/sandbox"
 )
 
-// ecrAs is an ECR client for account's registry in region, with a session of role issued by the sandbox.
+// ecrAs is an ECR client for a role the sandbox knows, in region.
 func ecrAs(t *testing.T, sb *sandbox.Sandbox, roleARN, region string) *ecr.Client {
 	t.Helper()
-	role, ok := sb.World.Role(roleARN)
-	if !ok {
-		t.Fatalf("no role %s", roleARN)
-	}
-	s := sb.World.Issue(role, "test", time.Hour, false)
-	cfg, err := config.LoadDefaultConfig(t.Context(), config.WithRegion(region),
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(s.AccessKeyID, s.SecretAccessKey, s.SessionToken)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ecr.NewFromConfig(cfg)
+	return ecr.NewFromConfig(roleConfig(t, sb, roleARN, region))
 }
 
 func registryReplication(t *testing.T, c *ecr.Client) string {
