@@ -2,6 +2,8 @@ package push
 
 import (
 	"context"
+	"encoding/base64"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -9,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/google/go-containerregistry/pkg/authn"
 
@@ -17,7 +20,10 @@ import (
 
 // ecrKeychain answers for one ECR registry host with a GetAuthorizationToken token, fetched once
 // and fetched again when half its lifetime has passed, so a long push never sends an expired one.
-// Other hosts get Anonymous.
+// Its lifetime is the shorter of what ECR reports (12 h) and what the AWS credentials that
+// fetched it have left: ECR's token has been seen to stop working with the role session that
+// obtained it (an hour for a federated CI role) although it reports 12 h. A 401 from the
+// registry fetches it again once (reauth). Other hosts get Anonymous.
 type ecrKeychain struct {
 	client     *ecr.Client
 	registryID string
@@ -87,6 +93,46 @@ func (k *ecrKeychain) token(ctx context.Context) (string, string, error) {
 	return k.user, k.pass, nil
 }
 
+// credentials are the AWS credentials the ECR client signs with (the SDK caches them, so asking
+// costs nothing until they need refreshing anyway).
+func (k *ecrKeychain) credentials(ctx context.Context) (aws.Credentials, error) {
+	p := k.client.Options().Credentials
+	if p == nil {
+		return aws.Credentials{}, errors.New("no credentials")
+	}
+	return p.Retrieve(ctx)
+}
+
+// reauth answers the retrier's 401 from host, sent with authorization: the current credentials
+// when another request has fetched them since, else freshly fetched ones — unless the current
+// ones are fresh already (under reauthQuiet old), when the 401 is a refusal, not an expiry.
+func (k *ecrKeychain) reauth(ctx context.Context, host, authorization string) (string, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if host != k.host || k.pass == "" {
+		return "", false
+	}
+	if cur := basicAuth(k.user, k.pass); cur != authorization {
+		return cur, true
+	}
+	if k.now().Sub(k.fetched) < reauthQuiet {
+		return "", false
+	}
+	k.log.Info("ECR registry refused the token; fetching a new one", "registry", k.host)
+	if err := k.refreshLocked(ctx); err != nil {
+		k.log.Warn("ECR token refresh after a 401 failed", "err", err)
+		return "", false
+	}
+	return basicAuth(k.user, k.pass), true
+}
+
+// reauthQuiet is how old a token must be before a 401 is taken for its expiry.
+const reauthQuiet = 10 * time.Second
+
+func basicAuth(user, pass string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
+}
+
 func (k *ecrKeychain) refresh(ctx context.Context) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -106,6 +152,9 @@ func (k *ecrKeychain) refreshLocked(ctx context.Context) error {
 	k.host, k.scheme = u.Host, u.Scheme
 	k.user, k.pass = tok.Username, tok.Password
 	k.fetched, k.expires = k.now(), tok.ExpiresAt
+	if creds, err := k.credentials(ctx); err == nil && creds.CanExpire && creds.Expires.Before(k.expires) {
+		k.expires = creds.Expires
+	}
 	if !k.expires.After(k.fetched) {
 		// A clock skewed past the expiry: treat the token as good for a minute rather than
 		// fetching on every request.
