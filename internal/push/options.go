@@ -17,7 +17,7 @@ import (
 // (bench_test.go) pushes a 16-layer 32 MiB image into an in-process registry on 127.0.0.1 (2
 // cores): with no latency jobs 1..16 all land at 340-540 MB/s (CPU-bound, within noise); with a
 // 20 ms round trip per request 1/2/4/8/16 give 21/35/54/75/92 MB/s. On a far link every wave of
-// uploads costs three round trips (POST, PATCH, PUT; the existence checks are all made up front),
+// uploads costs two round trips (POST, then PUT with the blob; the existence checks are all made up front),
 // so jobs should cover a whole image at once: bench/run.sh's 60-small-layer image over a 50 ms
 // link takes 1.9 s at 8, 1.3 s at 16 and 0.9 s at 32, and a 16-layer one fits one wave at 16.
 // 16 keeps the connections to one registry modest; --jobs raises it for wide images.

@@ -246,7 +246,7 @@ func (p *registryPublisher) push(ctx context.Context, pl *plan) (res *Result, er
 	}
 
 	if !pl.exists {
-		// Every missing blob first (one POST + PATCH + PUT each), so no manifest is written while
+		// Every missing blob first (one POST + PUT each), so no manifest is written while
 		// any blob could still fail.
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(p.o.jobs)

@@ -156,6 +156,11 @@ func githubOutput(file, key string) string {
 	return ""
 }
 
+// blobUpload matches a blob's upload (a PUT with the blob, after the POST that opened the session).
+func blobUpload(r sandbox.Request) bool {
+	return r.Method == "PUT" && strings.Contains(r.Path, "/blobs/uploads/")
+}
+
 // TestFaultBudget: faults no retry budget covers — the ECR API or a registry down from the start,
 // or a registry that dies in the middle of an upload, before the tags, or in the middle of a copy —
 // fail the run with one clear line (exit 1), and leave no tag that points at missing blobs
@@ -192,13 +197,13 @@ func TestFaultBudget(t *testing.T) {
 	}{
 		{name: "registry down", region: "ap-south-1", endpoint: reg(sandbox.CIAccount, "ap-south-1")},
 		{name: "registry dies mid-upload", region: "us-east-1", endpoint: reg(sandbox.CIAccount, "us-east-1"),
-			when: func(r sandbox.Request) bool { return r.Method == "PATCH" }},
+			when: blobUpload},
 		{name: "registry dies before the tags", region: "eu-west-1", endpoint: reg(sandbox.CIAccount, "eu-west-1"),
 			when: func(r sandbox.Request) bool {
 				return r.Method == "PUT" && strings.Contains(r.Path, "/manifests/sha256:")
 			}},
 		{name: "copy destination dies mid-copy", region: "us-west-2", copy: true, endpoint: reg(sandbox.ProdAccount, "eu-west-1"),
-			when: func(r sandbox.Request) bool { return r.Method == "PATCH" }, want: sandbox.ProdAccount + ":eu-west-1"},
+			when: blobUpload, want: sandbox.ProdAccount + ":eu-west-1"},
 	}
 	var wg sync.WaitGroup
 	results := make([]result, len(cases))
