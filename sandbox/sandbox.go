@@ -263,6 +263,7 @@ func (s *Sandbox) serve(name string, p fault.Protocol, fc fault.Config, h http.H
 func (s *Sandbox) Close() error {
 	var errs []error
 	s.close.Do(func() {
+		s.Faults.Release() // stalled requests would hold Shutdown up
 		// A short grace: Shutdown otherwise waits its whole timeout for connections a client opened
 		// and never used.
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)

@@ -114,6 +114,12 @@ func (p *registryPublisher) plan(ctx context.Context, a *Artifact, tags []string
 	if err := a.validate(); err != nil {
 		return nil, err
 	}
+	if _, ok := p.kc.(*ecrKeychain); ok {
+		// The pipeline checks this before any write; a Publisher used on its own checks too.
+		if err := CheckECR(a); err != nil {
+			return nil, err
+		}
+	}
 	all, err := p.checkTags(tags)
 	if err != nil {
 		return nil, err

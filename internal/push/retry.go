@@ -108,13 +108,19 @@ func (p *retryPolicy) next(ctx context.Context, req *http.Request, send int, res
 		}
 	}
 	if left := p.budget.left(time.Now()); wait > left {
-		what := fmt.Sprintf("another send in %s", wait.Round(time.Millisecond))
-		if asked {
-			what = fmt.Sprintf("Retry-After %s", wait.Round(time.Second))
+		var reason string
+		switch {
+		case asked:
+			reason = fmt.Sprintf("asked to retry after %s, more than the %s left of the push's %s retry budget",
+				wait.Round(time.Second), max(left, 0).Round(time.Second), p.budget.total)
+		case left <= 0:
+			reason = fmt.Sprintf("the push's %s retry budget is spent", p.budget.total)
+		default:
+			reason = fmt.Sprintf("the next attempt, in %s, would overrun the %s left of the push's %s retry budget",
+				wait.Round(100*time.Millisecond), left.Round(100*time.Millisecond), p.budget.total)
 		}
 		return 0, false, &RequestError{Side: p.side, Method: req.Method, Host: req.URL.Host, Path: shortPath(req.URL.Path),
-			Sends: send, Status: status(resp), Err: err,
-			Reason: fmt.Sprintf("%s is more than the %s left of the push's %s retry budget", what, max(left, 0).Round(time.Second), p.budget.total)}
+			Sends: send, Status: status(resp), Err: err, Reason: reason}
 	}
 	p.log.Info("retrying", "side", p.side, "request", req.Method+" "+req.URL.Host+shortPath(req.URL.Path),
 		"failure", failure(resp, err), "send", send+1, "of", p.sends, "wait", wait.Round(time.Millisecond).String())
@@ -238,37 +244,29 @@ func (e *RequestError) Error() string {
 		b.WriteString(" " + e.Path)
 	}
 	b.WriteString(": ")
-	code := ""
-	if e.Status != 0 {
-		code = strconv.Itoa(e.Status)
-	}
 	var msg string
 	if e.Err != nil {
 		msg = oneLine(e.Err.Error())
 	}
-	switch {
-	case e.Reason != "":
-		b.WriteString(e.Reason)
-		if msg != "" || code != "" {
-			b.WriteString(" (last answer: ")
-			if code != "" && !strings.Contains(msg, code) {
-				b.WriteString("HTTP " + code)
-				if msg != "" {
-					b.WriteString(" ")
-				}
-			}
-			b.WriteString(msg + ")")
-		}
+	switch code := strconv.Itoa(e.Status); {
+	case e.Status != 0 && msg != "" && !strings.Contains(msg, code):
+		b.WriteString("HTTP " + code + ": " + msg)
 	case msg != "":
-		if code != "" && !strings.Contains(msg, code) {
-			b.WriteString("HTTP " + code + ": ")
-		}
 		b.WriteString(msg)
-	case code != "":
+	case e.Status != 0:
 		b.WriteString("HTTP " + code + " " + http.StatusText(e.Status))
+	default:
+		b.WriteString("failed")
 	}
+	var notes []string
 	if e.Sends > 1 {
-		fmt.Fprintf(&b, " (%d attempts)", e.Sends)
+		notes = append(notes, fmt.Sprintf("%d attempts", e.Sends))
+	}
+	if e.Reason != "" {
+		notes = append(notes, e.Reason)
+	}
+	if len(notes) > 0 {
+		b.WriteString(" (" + strings.Join(notes, "; ") + ")")
 	}
 	return b.String()
 }

@@ -291,7 +291,7 @@ func TestLongRetryAfterFailsAtOnce(t *testing.T) {
 		t.Fatal("push succeeded")
 	}
 	assertOneLine(t, err)
-	if !strings.Contains(err.Error(), "Retry-After 1h0m0s") || !strings.Contains(err.Error(), "retry budget") {
+	if !strings.Contains(err.Error(), "retry after 1h0m0s") || !strings.Contains(err.Error(), "retry budget") {
 		t.Errorf("error does not say the Retry-After is beyond the budget: %v", err)
 	}
 	if d := time.Since(start); d > 30*time.Second {

@@ -124,6 +124,10 @@ func (c *blobClient) uploadOnce(ctx context.Context, b blobInfo) (*http.Request,
 	if err != nil {
 		return nil, nil, &RequestError{Side: "source", Method: "read", Path: "blob " + b.digest.String(), Err: err}
 	}
+	if b.size == 0 {
+		body.Close()
+		body = http.NoBody // net/http would send an empty *os.File chunked, as of unknown length
+	}
 	put, err := http.NewRequestWithContext(sendOnce(ctx), http.MethodPut, loc.String(), body)
 	if err != nil {
 		body.Close()
@@ -131,9 +135,11 @@ func (c *blobClient) uploadOnce(ctx context.Context, b blobInfo) (*http.Request,
 	}
 	// Replayable only for a resend with fresh credentials after a 401, which registries answer
 	// before they read any of the body.
-	put.ContentLength, put.GetBody = b.size, func() (io.ReadCloser, error) {
-		rc, _, err := c.m.open(b)
-		return rc, err
+	if b.size > 0 {
+		put.ContentLength, put.GetBody = b.size, func() (io.ReadCloser, error) {
+			rc, _, err := c.m.open(b)
+			return rc, err
+		}
 	}
 	put.Header.Set("Content-Type", "application/octet-stream")
 	resp, err = c.client.Do(put)
