@@ -111,13 +111,25 @@ func WithCompressJobs(n int) SourceOption {
 }
 
 // WithSourceRetry sets how many times one request to a registry source is sent in all (1..10;
-// default DefaultRetries), with the rules and budget of WithRetry and WithRetryBudget.
-func WithSourceRetry(sends int, budget time.Duration) SourceOption {
+// default DefaultRetries), by the rules of WithRetry: the same numbers mean the same on both sides.
+func WithSourceRetry(sends int) SourceOption {
 	return func(o *sourceOptions) error {
-		if sends < 1 || sends > 10 || budget <= 0 {
-			return fmt.Errorf("push: source retries must be 1..10 sends within a positive budget, got %d, %s", sends, budget)
+		if sends < 1 || sends > 10 {
+			return fmt.Errorf("push: retries must be between 1 and 10 sends, got %d", sends)
 		}
-		o.retries, o.retryBudget = sends, budget
+		o.retries = sends
+		return nil
+	}
+}
+
+// WithSourceRetryBudget bounds the time one load from a registry source may spend in trouble
+// (default DefaultRetryBudget), as WithRetryBudget does for a push.
+func WithSourceRetryBudget(d time.Duration) SourceOption {
+	return func(o *sourceOptions) error {
+		if d <= 0 {
+			return fmt.Errorf("push: retry budget must be positive, got %s", d)
+		}
+		o.retryBudget = d
 		return nil
 	}
 }

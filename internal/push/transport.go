@@ -95,6 +95,9 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err == nil && !retryable(resp, nil, notFound) {
 			return resp, nil
 		}
+		if errors.Is(err, errPlainHTTP) {
+			return nil, err // the ping's HTTPS probe, which the HTTP one answers for
+		}
 		tr.fail(start)
 		var wait time.Duration
 		again := false
@@ -107,9 +110,6 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 		if !again {
-			if errors.Is(err, errPlainHTTP) {
-				return nil, err // the ping's HTTPS probe, which the HTTP one answers for
-			}
 			if err != nil {
 				return nil, &RequestError{Side: t.p.side, Method: req.Method, Host: req.URL.Host, Path: shortPath(req.URL.Path), Sends: send, Err: err}
 			}
