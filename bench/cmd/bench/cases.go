@@ -218,8 +218,8 @@ func (b *bench) seedLayout(ctx context.Context, dir string) error {
 // sample is one timed run.
 type sample struct {
 	Seconds float64 `json:"seconds"`
-	RSSMiB  float64 `json:"rssMiB"`     // the largest peak RSS of the run's processes
-	CPU     float64 `json:"cpuSeconds"` // user + system time of the run's processes (not the registries')
+	RSSMiB  float64 `json:"rssMiB"`      // the largest peak RSS of the run's processes
+	CPU     float64 `json:"cpuSeconds"`  // user + system time of the run's processes (not the registries')
 	Stored  int64   `json:"storedBytes"` // config + layers as the (first) destination holds them
 }
 
