@@ -20,13 +20,14 @@
 //     EmptyUploadException; devcontainers/cli#814, radius-project/radius#7855); a manifest or
 //     index without a top-level mediaType, whatever its Content-Type → 405 UNSUPPORTED "Invalid
 //     parameter at 'ImageManifest' failed to satisfy constraint: 'Invalid JSON syntax'"
-//     (containers/image#584, chainguard-dev/apko#450; PutImage answers InvalidParameterException
-//     with the same constraint); every PATCH is answered 201 Created, not 202
+//     (opcr-io/policy#149 quotes the body; containers/image#584, chainguard-dev/apko#450; PutImage
+//     answers InvalidParameterException with the same constraint); every PATCH is answered 201 Created, not 202
 //     (dotnet/sdk-container-builds#279, written with the ECR team; openai/tart#273;
 //     aws/containers-roadmap#2831); a part under 5 MiB followed by another (a PATCH, or a PUT
 //     with a body) → 400 BLOB_UPLOAD_INVALID "LayerPartTooSmallException: All layer parts except
 //     the last part should be at least 5MB" (the exception and message CloudTrail shows in
-//     dotnet/sdk-container-builds#424; the registry's status and code for it are assumed). A
+//     dotnet/sdk-container-builds#424; "Minimum layer part size: 5 MiB" in ECR's service quotas;
+//     the registry's status and code for it are assumed). A
 //     monolithic upload (POST, then one PUT with the whole blob) is accepted at any size
 //     (kitops-ml/kitops#822 pushed a 15 GB layer that way).
 //   - A layer GET is answered 307 with a pre-signed URL on the layer bucket, a listener of its
