@@ -40,7 +40,7 @@ type options struct {
 	rateSet       bool // WithManifestRate was given
 	retries       int
 	retryBudget   time.Duration
-	retryPause    time.Duration // before the second send (×3 for each next one)
+	retryPause    time.Duration // before the second send (×2 for each next one)
 	headerTimeout time.Duration
 	stallTimeout  time.Duration
 	verify        bool
@@ -144,7 +144,7 @@ func WithManifestRate(perSecond float64) Option {
 
 // WithRetry sets how many times one request is sent in all (1..10; default DefaultRetries):
 // WithRetry(1) never resends. Only throttles (408, 429), 5xx answers, dropped connections and
-// stalls are resent, 0.5 s, 1.5 s, 4.5 s … apart (±20 %), or after the registry's Retry-After
+// stalls are resent, 0.5 s, 1 s, 2 s, 4 s … apart (±20 %), or after the registry's Retry-After
 // when it is longer. A blob upload whose body fails starts over with a new upload session, its
 // body request likewise sent at most n times.
 func WithRetry(sends int) Option {

@@ -104,7 +104,7 @@ func assertOneLine(t *testing.T, err error) {
 }
 
 // A registry that always answers 503 fails the push with the default schedule: four sends of the
-// first request, 0.5 + 1.5 + 4.5 s apart (±20 %), one line naming the registry.
+// first request, 0.5 + 1 + 2 + 4 + 8 s apart (±20 %), one line naming the registry.
 func TestAlways503FailsWithinTheSchedule(t *testing.T) {
 	t.Parallel()
 	var n atomic.Int64
@@ -127,7 +127,7 @@ func TestAlways503FailsWithinTheSchedule(t *testing.T) {
 		t.Fatalf("push against a dead registry: %v (context: %v)", err, ctx.Err())
 	}
 	assertOneLine(t, err)
-	if !strings.Contains(err.Error(), dst) || !strings.Contains(err.Error(), "4 attempts") || !strings.Contains(err.Error(), "503") {
+	if !strings.Contains(err.Error(), dst) || !strings.Contains(err.Error(), fmt.Sprintf("%d attempts", DefaultRetries)) || !strings.Contains(err.Error(), "503") {
 		t.Errorf("error lacks the registry, the status or the sends: %v", err)
 	}
 	if n.Load() != DefaultRetries {

@@ -266,15 +266,17 @@ func (m *meter) done(s *sentBody) {
 type sentBody struct {
 	file    *os.File
 	start   int64
+	last    int64 // the file's progress when last read (it cannot be read once net/http closes it)
 	counted *sourceBody
 }
 
+// progress is called under the meter's lock.
 func (s *sentBody) progress() int64 {
 	if s.file != nil {
 		if off, err := s.file.Seek(0, io.SeekCurrent); err == nil && off > s.start {
-			return off - s.start
+			s.last = off - s.start
 		}
-		return 0 // closed: the commit (or the failure) will say
+		return s.last
 	}
 	return s.counted.n.Load()
 }
