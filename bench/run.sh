@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Benchmarks ecrpush against crane, skopeo and the bare protocol on Debian's docker-registry.
+# Benchmarks ecrpush against crane, skopeo, go-containerregistry's MultiWrite and the bare protocol
+# on Debian's docker-registry.
 #
 #   bench/run.sh            full run (≈ 15 min): waits (≤ 20 min) for the 1-minute load to drop
 #                           below 0.7, then writes bench/RESULTS.md and bench/results.json
@@ -30,7 +31,8 @@ for tool in docker-registry skopeo; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing: apt-get install $tool" >&2; exit 1; }
 done
 
-# Binaries: ecrpush, the driver and the limit client are rebuilt every time; crane once per version.
+# Binaries: ecrpush, the driver, the limit and go-containerregistry clients and the bare hello are
+# rebuilt every time; crane once per version.
 bin=$root/bench/.bin
 mkdir -p "$bin"
 if [[ "$("$bin/crane" version 2>/dev/null || true)" != "$crane_version" ]]; then
@@ -40,6 +42,8 @@ fi
 go build -o "$bin/ecrpush" .
 go build -o "$bin/bench" ./bench/cmd/bench
 go build -o "$bin/limit" ./bench/cmd/limit
+go build -o "$bin/ggcrpush" ./bench/cmd/ggcrpush
+go build -o "$bin/hello" ./bench/cmd/hello
 ecrpush=$bin/ecrpush
 if [[ -n "$profile" ]]; then
   # ecrpush with a CPU profile per process: go tool pprof -top bench/.bin/ecrpush-prof DIR/NNN.pprof
@@ -72,7 +76,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-"$bin/bench" -ecrpush "$ecrpush" -crane "$bin/crane" -limit "$bin/limit" \
+"$bin/bench" -ecrpush "$ecrpush" -crane "$bin/crane" -limit "$bin/limit" -ggcr "$bin/ggcrpush" -hello "$bin/hello" \
   -work "$work" -out "$out" "${extra[@]}" "${args[@]}" &
 pid=$!
 wait "$pid"

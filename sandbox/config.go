@@ -34,9 +34,12 @@ type Config struct {
 	Seed               int64    `json:"seed,omitempty"`
 	CredentialLifetime Duration `json:"credentialLifetime,omitempty"` // caps STS credentials (0: as requested)
 	ECRTokenTTL        Duration `json:"ecrTokenTTL,omitempty"`        // registry password lifetime (default 12h)
-	ReplicationDelay   Duration `json:"replicationDelay,omitempty"`   // before a replica is copied (default 2s)
-	IDTokenLifetime    Duration `json:"idTokenLifetime,omitempty"`    // GitHub/Google ID tokens (default 5m / 1h)
-	StorageDir         string   `json:"storageDir,omitempty"`         // registry blobs ("": a temp dir)
+	// ECRTokenReportsTTL: GetAuthorizationToken reports ecrTokenTTL even when the caller's session
+	// ends sooner; the token still dies with the session (ECR as seen, see sandbox/ecr).
+	ECRTokenReportsTTL bool     `json:"ecrTokenReportsTTL,omitempty"`
+	ReplicationDelay   Duration `json:"replicationDelay,omitempty"` // before a replica is copied (default 2s)
+	IDTokenLifetime    Duration `json:"idTokenLifetime,omitempty"`  // GitHub/Google ID tokens (default 5m / 1h)
+	StorageDir         string   `json:"storageDir,omitempty"`       // registry blobs ("": a temp dir)
 	// Host is the IP address every endpoint listens on and advertises ("": 127.0.0.1). CI sets the docker
 	// bridge address so that a container action, which has its own loopback, reaches the sandbox.
 	Host string `json:"host,omitempty"`

@@ -64,6 +64,7 @@ type Sandbox struct {
 const (
 	EndpointSTS            = "sts"
 	EndpointECR            = "ecr"
+	EndpointS3             = "s3" // the layer bucket registries redirect blob GETs to
 	EndpointGitHubIssuer   = "github-issuer"
 	EndpointGitHubToken    = "github-token"
 	EndpointGoogleIssuer   = "google-issuer"
@@ -202,6 +203,7 @@ func Start(ctx context.Context, cfg *Config) (*Sandbox, error) {
 	s.ECR, err = ecr.New(w, ecr.Options{
 		Registries:       regs,
 		TokenTTL:         cfg.ECRTokenTTL.D(),
+		ReportTokenTTL:   cfg.ECRTokenReportsTTL,
 		ReplicationDelay: cfg.ReplicationDelay.D(),
 		StorageDir:       cfg.StorageDir,
 		Replication:      replication,
@@ -213,6 +215,12 @@ func Start(ctx context.Context, cfg *Config) (*Sandbox, error) {
 	if s.Endpoints.ECR, err = s.serve(EndpointECR, fault.AWSJSON, cfg.Faults.ECR, s.ECR.APIHandler()); err != nil {
 		return nil, err
 	}
+	// The layer bucket ECR redirects blob GETs to (a host of its own, like S3's).
+	dl, err := s.serve(EndpointS3, fault.Plain, cfg.Faults.Registries, s.ECR.DownloadHandler())
+	if err != nil {
+		return nil, err
+	}
+	s.ECR.SetDownloadEndpoint(dl)
 	s.Endpoints.Registries = map[RegistryID]string{}
 	for _, id := range regs {
 		u, err := s.serve(RegistryEndpoint(id), fault.Registry, cfg.Faults.Registries, s.ECR.RegistryHandler(id))
@@ -261,6 +269,7 @@ func (s *Sandbox) serve(name string, p fault.Protocol, fc fault.Config, h http.H
 func (s *Sandbox) Close() error {
 	var errs []error
 	s.close.Do(func() {
+		s.Faults.Release() // stalled requests would hold Shutdown up
 		// A short grace: Shutdown otherwise waits its whole timeout for connections a client opened
 		// and never used.
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)

@@ -4,19 +4,15 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/google/go-containerregistry/pkg/v1/types"
-
 	"github.com/ecrpush/ecrpush/internal/fixable"
 )
 
-// CheckECR refuses, before anything is written, an artifact that ECR would refuse half-way through a
-// push although other registries take it:
-//   - a zero-byte blob: ECR cannot complete an upload that has no parts (400 BLOB_UPLOAD_INVALID);
-//   - an OCI manifest or index without its top-level mediaType: ECR answers 405 UNSUPPORTED
-//     ("Invalid JSON syntax") on the PUT.
-//
-// Both are ECR's documented or observed behaviour (see sandbox/ecr/doc.go for the sources); a plain
-// registry gets the same image unchanged.
+// CheckECR refuses, before anything is written, an artifact ECR would refuse half-way: a
+// zero-byte blob (ECR cannot complete an upload without data: 400 BLOB_UPLOAD_INVALID "does not
+// have any parts") and an OCI manifest or index without a top-level mediaType (which the OCI spec
+// allows and ECR answers with 405 UNSUPPORTED "Invalid JSON syntax"), children of an index
+// included. The error is one fixable line saying which and what to do. Other registries take both;
+// call it for ECR destinations only (sandbox/ecr's doc.go has the sources).
 func CheckECR(a *Artifact) error {
 	if err := a.validate(); err != nil {
 		return err
@@ -27,41 +23,42 @@ func CheckECR(a *Artifact) error {
 	}
 	for _, b := range c.blobs {
 		if b.size == 0 {
-			what := "layer"
+			what := "a zero-byte layer"
 			if b.config {
-				what = "config"
+				what = "a zero-byte config"
 			}
-			return fixable.New("%s has an empty (zero-byte) %s blob %s, which ECR cannot store (an upload with no data is refused): rebuild the image without the empty layer (e.g. drop the empty COPY/RUN step), or push it to another registry; nothing was written", a.Name, what, b.digest)
+			return fixable.New("%s has %s (%s), which ECR cannot store (an upload without data is refused): rebuild it without the empty blob — an empty config is the 2-byte {} of OCI's empty descriptor, not zero bytes; nothing was written", a.Name, what, b.digest)
 		}
 	}
-	check := func(digest string, raw []byte) error {
+	check := func(what string, raw []byte) error {
 		var m struct {
-			SchemaVersion int             `json:"schemaVersion"`
-			MediaType     types.MediaType `json:"mediaType"`
-			Config        json.RawMessage `json:"config"`
-			Manifests     json.RawMessage `json:"manifests"`
+			MediaType *string `json:"mediaType"`
 		}
 		if err := json.Unmarshal(raw, &m); err != nil {
-			return fmt.Errorf("%s: manifest %s: %w", a.Name, digest, err)
+			return fmt.Errorf("%s: %s: %w", a.Name, what, err)
 		}
-		if m.MediaType == "" {
-			return fixable.New("%s: the OCI manifest %s has no top-level mediaType, which ECR refuses (405 Invalid JSON syntax): rebuild it with a tool that writes mediaType (docker buildx, buildah, ko, crane all do) — re-encoding it would change its digest; nothing was written", a.Name, digest)
+		if m.MediaType == nil || *m.MediaType == "" {
+			return fixable.New("%s: %s has no top-level mediaType, which ECR refuses (\"Invalid JSON syntax\") though OCI allows it: rebuild or convert the image with a tool that writes it (for example docker buildx, or skopeo copy to an OCI layout), then push that — its digest will change; nothing was written", a.Name, what)
 		}
 		return nil
 	}
 	raw, err := a.RawManifest()
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: manifest: %w", a.Name, err)
 	}
-	if err := check(a.Digest.String(), raw); err != nil {
+	what := "the manifest"
+	if a.Index != nil {
+		what = "the index"
+	}
+	if err := check(what+" "+a.Digest.String(), raw); err != nil {
 		return err
 	}
 	for _, ch := range c.children {
 		raw, err := ch.t.RawManifest()
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: manifest %s: %w", a.Name, ch.digest, err)
 		}
-		if err := check(ch.digest.String(), raw); err != nil {
+		if err := check("child manifest "+ch.digest.String(), raw); err != nil {
 			return err
 		}
 	}

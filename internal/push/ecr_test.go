@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,11 +28,14 @@ const (
 )
 
 // startSandbox runs the sandbox with an extra role that may push but not create repositories.
-func startSandbox(t *testing.T, tokenTTL time.Duration) *sandbox.Sandbox {
+func startSandbox(t *testing.T, tokenTTL time.Duration, mods ...func(*sandbox.Config)) *sandbox.Sandbox {
 	t.Helper()
 	cfg := sandbox.DefaultConfig()
 	if tokenTTL > 0 {
 		cfg.ECRTokenTTL = sandbox.Dur(tokenTTL)
+	}
+	for _, m := range mods {
+		m(cfg)
 	}
 	ci := &cfg.Accounts[0]
 	ci.Roles = append(ci.Roles, sandbox.RoleConfig{
@@ -301,5 +305,91 @@ func TestECRKeychainClock(t *testing.T) {
 		if got := kc.requests.Load(); got != step.want {
 			t.Errorf("at +%s: %d token requests, want %d", step.at, got, step.want)
 		}
+	}
+}
+
+// A token that reports 12 h but was fetched with credentials that end sooner lives as long as they
+// do: refreshed half-way to their end — and, since one fetched again with the same credentials
+// would die with them too, not before the SDK's cache has new ones.
+func TestECRTokenLifeBoundByCredentials(t *testing.T) {
+	t.Parallel()
+	sb := startSandbox(t, 0, func(c *sandbox.Config) { c.ECRTokenReportsTTL = true })
+	role, _ := sb.World.Role(ciRole)
+	var mu sync.Mutex
+	sess := sb.World.Issue(role, "test", time.Hour, false)
+	provider := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return aws.Credentials{AccessKeyID: sess.AccessKeyID, SecretAccessKey: sess.SecretAccessKey, SessionToken: sess.SessionToken,
+			CanExpire: true, Expires: sess.Expiration}, nil
+	})
+	cfg := aws.Config{Region: "us-east-1", Credentials: provider, BaseEndpoint: aws.String(sb.Endpoints.ECR)}
+	now := time.Now()
+	var clockMu sync.Mutex
+	clock := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
+	set := func(at time.Time) { clockMu.Lock(); now = at; clockMu.Unlock() }
+	p, err := NewECR(t.Context(), cfg, "app", withClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc := p.(*ecrPublisher).keychain
+	start := now
+	if !kc.expires.Equal(sess.Expiration) {
+		t.Fatalf("token lives until %s, want the credentials' end %s (ECR reports 12 h)", kc.expires, sess.Expiration)
+	}
+	token := func(at time.Duration) {
+		t.Helper()
+		set(start.Add(at))
+		if _, _, err := kc.token(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	life := sess.Expiration.Sub(start)
+	token(life/2 - time.Second)
+	if n := kc.requests.Load(); n != 1 {
+		t.Errorf("before half-life: %d fetches", n)
+	}
+	token(life/2 + time.Second)
+	if n := kc.requests.Load(); n != 1 {
+		t.Errorf("half-way with the same credentials: %d fetches, want 1 (a new token would die with them)", n)
+	}
+	mu.Lock()
+	sess = sb.World.Issue(role, "test", time.Hour, false)
+	mu.Unlock()
+	token(life + time.Second)
+	if n := kc.requests.Load(); n != 2 {
+		t.Errorf("after the credentials were renewed: %d fetches, want 2", n)
+	}
+}
+
+// A 401 fetches the token again — once, and only when the refused token is the current one and
+// old enough that the refusal can be its expiry.
+func TestECRReauth(t *testing.T) {
+	t.Parallel()
+	sb := startSandbox(t, 0)
+	now := time.Now()
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	p, err := NewECR(t.Context(), awsConfig(t, sb, ciRole), "app", withClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc := p.(*ecrPublisher).keychain
+	old := basicAuth(kc.user, kc.pass)
+	if _, ok := kc.reauth(context.Background(), kc.host, old); ok || kc.requests.Load() != 1 {
+		t.Errorf("a fresh token refused: reauth %v after %d fetches; want no new fetch", ok, kc.requests.Load())
+	}
+	mu.Lock()
+	now = now.Add(reauthQuiet + time.Second)
+	mu.Unlock()
+	fresh, ok := kc.reauth(context.Background(), kc.host, old)
+	if !ok || fresh == old || kc.requests.Load() != 2 {
+		t.Errorf("an older token refused: reauth %v (new credentials: %v) after %d fetches; want one new fetch", ok, fresh != old, kc.requests.Load())
+	}
+	if again, ok := kc.reauth(context.Background(), kc.host, old); !ok || again != fresh || kc.requests.Load() != 2 {
+		t.Errorf("a request with the token replaced since: got the current one %v, %d fetches", again == fresh, kc.requests.Load())
+	}
+	if _, ok := kc.reauth(context.Background(), "elsewhere.example:443", fresh); ok {
+		t.Error("credentials for another host")
 	}
 }

@@ -17,7 +17,7 @@ import (
 // (bench_test.go) pushes a 16-layer 32 MiB image into an in-process registry on 127.0.0.1 (2
 // cores): with no latency jobs 1..16 all land at 340-540 MB/s (CPU-bound, within noise); with a
 // 20 ms round trip per request 1/2/4/8/16 give 21/35/54/75/92 MB/s. On a far link every wave of
-// uploads costs three round trips (POST, PATCH, PUT; the existence checks are all made up front),
+// uploads costs two round trips (POST, then PUT with the blob; the existence checks are all made up front),
 // so jobs should cover a whole image at once: bench/run.sh's 60-small-layer image over a 50 ms
 // link takes 1.9 s at 8, 1.3 s at 16 and 0.9 s at 32, and a 16-layer one fits one wave at 16.
 // 16 keeps the connections to one registry modest; --jobs raises it for wide images.
@@ -38,8 +38,11 @@ type options struct {
 	transport     http.RoundTripper
 	manifestRate  float64
 	rateSet       bool // WithManifestRate was given
-	retryAfterMax time.Duration
-	backoff       remote.Backoff
+	retries       int
+	retryBudget   time.Duration
+	retryPause    time.Duration // before the second send (×2 for each next one)
+	headerTimeout time.Duration
+	stallTimeout  time.Duration
 	verify        bool
 	userAgent     string
 	immutable     bool
@@ -59,14 +62,16 @@ func makeOptions(opts []Option) (*options, error) {
 		log:           slog.New(slog.DiscardHandler),
 		transport:     remote.DefaultTransport,
 		manifestRate:  DefaultManifestRate,
-		retryAfterMax: 60 * time.Second,
-		// Four tries: 0.5 s, 1.5 s, 4.5 s apart (ggcr's default is three, 1 s and 3 s).
-		backoff:    remote.Backoff{Duration: 500 * time.Millisecond, Factor: 3, Jitter: 0.1, Steps: 4},
-		verify:     true,
-		userAgent:  "ecrpush",
-		create:     true,
-		scanOnPush: true,
-		now:        time.Now,
+		retries:       DefaultRetries,
+		retryBudget:   DefaultRetryBudget,
+		retryPause:    500 * time.Millisecond,
+		headerTimeout: DefaultHeaderTimeout,
+		stallTimeout:  DefaultStallTimeout,
+		verify:        true,
+		userAgent:     "ecrpush",
+		create:        true,
+		scanOnPush:    true,
+		now:           time.Now,
 	}
 	for _, opt := range opts {
 		if opt == nil {
@@ -137,18 +142,49 @@ func WithManifestRate(perSecond float64) Option {
 	}
 }
 
-// WithRetry sets the retry schedule for throttled (408/429/5xx) and failed requests: tries
-// attempts in all, the first pause base, each next one three times longer. A Retry-After header
-// is always waited out first, up to maxRetryAfter.
-func WithRetry(tries int, base, maxRetryAfter time.Duration) Option {
+// WithRetry sets how many times one request is sent in all (1..10; default DefaultRetries):
+// WithRetry(1) never resends. Only throttles (408, 429), 5xx answers, dropped connections and
+// stalls are resent, 0.5 s, 1 s, 2 s, 4 s … apart (±20 %), or after the registry's Retry-After
+// when it is longer. A blob upload whose body fails starts over with a new upload session, its
+// body request likewise sent at most n times.
+func WithRetry(sends int) Option {
 	return func(o *options) error {
-		if tries < 1 || tries > 10 || base <= 0 || maxRetryAfter < 0 {
-			return fmt.Errorf("push: retry needs 1..10 tries and a positive base (got %d, %s)", tries, base)
+		if sends < 1 || sends > 10 {
+			return fmt.Errorf("push: retries must be between 1 and 10 sends, got %d", sends)
 		}
-		o.backoff = remote.Backoff{Duration: base, Factor: 3, Jitter: 0.1, Steps: tries}
-		o.retryAfterMax = maxRetryAfter
+		o.retries = sends
 		return nil
 	}
+}
+
+// WithRetryBudget bounds the time one Publish may spend in trouble — failed sends and the pauses
+// before resending, counted once however many requests fail together — (default
+// DefaultRetryBudget). A pause (or a Retry-After) that would overrun what is left is not taken:
+// the request fails at once, saying so.
+func WithRetryBudget(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("push: retry budget must be positive, got %s", d)
+		}
+		o.retryBudget = d
+		return nil
+	}
+}
+
+// withRetryPause sets the pause before the second send (tests; default 0.5 s).
+func withRetryPause(d time.Duration) Option {
+	return func(o *options) error { o.retryPause = d; return nil }
+}
+
+// withTimeouts sets the header and stall timeouts (tests; defaults DefaultHeaderTimeout and
+// DefaultStallTimeout).
+func withTimeouts(headers, stall time.Duration) Option {
+	return func(o *options) error { o.headerTimeout, o.stallTimeout = headers, stall; return nil }
+}
+
+// policy is the retry policy of one Publish at this destination: its budget starts full.
+func (o *options) policy() *retryPolicy {
+	return newRetryPolicy("destination", o.retries, o.retryPause, o.retryBudget, o.headerTimeout, o.stallTimeout, o.log)
 }
 
 // WithVerify turns the read-back of every tag after the push on or off (default on).

@@ -8,9 +8,9 @@ import (
 	"testing"
 )
 
-// The wire protocol of one push of an index: one monolithic PATCH per missing blob carrying the
-// whole blob, every blob committed before the first manifest, every child before the index, and
-// tags only after the index is in by digest.
+// The wire protocol of one push of an index: per missing blob one POST and one monolithic PUT
+// carrying the whole blob and its digest (no PATCH), every blob committed before the first
+// manifest, every child before the index, and tags only after the index is in by digest.
 func TestWriteOrderAndMonolithicUploads(t *testing.T) {
 	t.Parallel()
 	f := makeFixtures(t)
@@ -42,7 +42,7 @@ func TestWriteOrderAndMonolithicUploads(t *testing.T) {
 	for _, b := range c.blobs {
 		sizes[b.size]++
 	}
-	var patches, lastBlob, firstManifest, indexAt int
+	var puts, lastBlob, firstManifest, indexAt int
 	firstManifest, indexAt = -1, -1
 	children := map[string]bool{}
 	im, _ := a.Index.IndexManifest()
@@ -52,9 +52,12 @@ func TestWriteOrderAndMonolithicUploads(t *testing.T) {
 	for i, r := range log {
 		switch {
 		case r.method == http.MethodPatch:
-			patches++
+			t.Errorf("PATCH %s: uploads are POST then one PUT", r.path)
+		case r.method == http.MethodPut && strings.Contains(r.path, "/blobs/uploads/"):
+			puts++
+			lastBlob = i
 			if sizes[r.length] == 0 {
-				t.Errorf("PATCH of %d bytes matches no blob size (chunked?)", r.length)
+				t.Errorf("blob PUT of %d bytes matches no blob size (chunked?)", r.length)
 			}
 			sizes[r.length]--
 		case strings.Contains(r.path, "/blobs/"):
@@ -78,8 +81,8 @@ func TestWriteOrderAndMonolithicUploads(t *testing.T) {
 			}
 		}
 	}
-	if patches != len(c.blobs) {
-		t.Errorf("%d PATCHes for %d blobs", patches, len(c.blobs))
+	if puts != len(c.blobs) {
+		t.Errorf("%d blob PUTs for %d blobs", puts, len(c.blobs))
 	}
 	if firstManifest < lastBlob {
 		t.Errorf("manifest PUT (#%d) before the last blob write (#%d)", firstManifest, lastBlob)

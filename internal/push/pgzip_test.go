@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"strings"
@@ -13,8 +14,9 @@ import (
 	kgzip "github.com/klauspost/compress/gzip"
 )
 
-// parallelGzip's output must be a gzip stream any reader accepts, the same bytes every time, and
-// its tee must see exactly the input — for inputs around the block size and with nothing at all.
+// parallelGzip's output must be a gzip stream any reader accepts, the same bytes every time and
+// at any concurrency (the digest of a layer must not depend on the machine), and its tee must see
+// exactly the input — for inputs around the block size and with nothing at all.
 func TestParallelGzip(t *testing.T) {
 	t.Parallel()
 	// Text-like input: random picks from a small vocabulary, as source files are.
@@ -30,9 +32,9 @@ func TestParallelGzip(t *testing.T) {
 			}
 			in = in[:size]
 			var outs [][]byte
-			for range 2 {
+			for _, blocks := range []int{1, 8} {
 				var out, tee bytes.Buffer
-				n, err := parallelGzip(context.Background(), &out, &tee, bytes.NewReader(in), newGzipBudget(3))
+				n, err := parallelGzip(context.Background(), &out, &tee, bytes.NewReader(in), gzipBudget{level: DefaultCompressionLevel, blocks: blocks})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -53,11 +55,11 @@ func TestParallelGzip(t *testing.T) {
 				outs = append(outs, out.Bytes())
 			}
 			if sha256.Sum256(outs[0]) != sha256.Sum256(outs[1]) {
-				t.Error("two compressions of the same input differ")
+				t.Error("compressions of the same input at 1 and 8 blocks at once differ")
 			}
 			// Cutting the input into blocks must cost next to nothing against one stream.
 			var one bytes.Buffer
-			zw, _ := kgzip.NewWriterLevel(&one, kgzip.BestSpeed)
+			zw, _ := kgzip.NewWriterLevel(&one, DefaultCompressionLevel)
 			zw.Write(in)
 			zw.Close()
 			if size > gzipBlock && float64(len(outs[0])) > 1.01*float64(one.Len()) {
@@ -75,3 +77,17 @@ func TestParallelGzipStopsWithContext(t *testing.T) {
 		t.Fatal("no error after the context ended")
 	}
 }
+
+// A failing writer stops the compression with its error.
+func TestParallelGzipWriteError(t *testing.T) {
+	t.Parallel()
+	boom := errors.New("disk full")
+	_, err := parallelGzip(context.Background(), failWriter{boom}, io.Discard, bytes.NewReader(make([]byte, 4*gzipBlock)), newGzipBudget(1))
+	if !errors.Is(err, boom) {
+		t.Fatalf("got %v, want the writer's error", err)
+	}
+}
+
+type failWriter struct{ err error }
+
+func (f failWriter) Write([]byte) (int, error) { return 0, f.err }

@@ -199,7 +199,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 	var retriedAt atomic.Value
 	dst := testRegistry(t, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodPatch {
+			if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/blobs/uploads/") {
 				throttled := false
 				once.Do(func() {
 					throttled = true
@@ -229,7 +229,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 	if gap := retriedAt.Load().(time.Time).Sub(throttledAt); gap < time.Second {
 		t.Errorf("retried after %s, before the 1s Retry-After", gap)
 	}
-	if !strings.Contains(logs.String(), "slow down") {
+	if !strings.Contains(logs.String(), "retrying") || !strings.Contains(logs.String(), "429") {
 		t.Errorf("no log of the throttle: %s", logs.String())
 	}
 }
@@ -262,7 +262,7 @@ func TestRetryAfterIsContextAware(t *testing.T) {
 			w.WriteHeader(http.StatusTooManyRequests)
 		})
 	})
-	rt := &retryAfterTransport{inner: http.DefaultTransport, max: time.Minute, log: slog.New(slog.DiscardHandler)}
+	rt := &retrier{inner: http.DefaultTransport, p: newRetryPolicy("destination", 4, time.Millisecond, time.Hour, time.Minute, time.Minute, slog.New(slog.DiscardHandler))}
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+dst+"/v2/", nil)
@@ -270,6 +270,7 @@ func TestRetryAfterIsContextAware(t *testing.T) {
 	resp, err := rt.RoundTrip(req)
 	if err == nil {
 		resp.Body.Close()
+		t.Fatal("a 429 answered until the context ended came back as a success")
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("waited %s despite the context", d)
@@ -453,7 +454,7 @@ func TestRetriesServerErrors(t *testing.T) {
 		})
 	})
 	a, _ := load(t, "oci-layout:"+f.layout+":v1")
-	if _, err := newPublisher(t, dst+"/app", WithRetry(4, 10*time.Millisecond, time.Second)).Publish(context.Background(), a, []string{"v1"}); err != nil {
+	if _, err := newPublisher(t, dst+"/app", WithRetry(4), withRetryPause(10*time.Millisecond)).Publish(context.Background(), a, []string{"v1"}); err != nil {
 		t.Fatal(err)
 	}
 	if fetchDigest(t, dst+"/app:v1") != a.Digest {

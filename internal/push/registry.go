@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,6 +77,7 @@ type plan struct {
 	all     []string // every requested tag, deduplicated, in order
 	exists  bool     // the manifest is already in the repository
 	meter   *meter
+	pol     *retryPolicy
 	ropts   []remote.Option
 	puller  *remote.Puller
 	started time.Time
@@ -100,12 +100,11 @@ func (p *registryPublisher) Publish(ctx context.Context, a *Artifact, tags []str
 // remoteOptions hand ggcr the session's transport (already authenticated: ggcr neither pings
 // again nor wraps it further).
 func (p *registryPublisher) remoteOptions(ctx context.Context, rt http.RoundTripper) []remote.Option {
-	return []remote.Option{
+	return append([]remote.Option{
 		remote.WithContext(ctx),
 		remote.WithTransport(rt),
 		remote.WithJobs(p.o.jobs),
-		remote.WithRetryBackoff(p.o.backoff),
-	}
+	}, noRetry...)
 }
 
 func (p *registryPublisher) plan(ctx context.Context, a *Artifact, tags []string) (*plan, error) {
@@ -114,6 +113,12 @@ func (p *registryPublisher) plan(ctx context.Context, a *Artifact, tags []string
 	}
 	if err := a.validate(); err != nil {
 		return nil, err
+	}
+	if _, ok := p.kc.(*ecrKeychain); ok {
+		// The pipeline checks this before any write; a Publisher used on its own checks too.
+		if err := CheckECR(a); err != nil {
+			return nil, err
+		}
 	}
 	all, err := p.checkTags(tags)
 	if err != nil {
@@ -127,16 +132,20 @@ func (p *registryPublisher) plan(ctx context.Context, a *Artifact, tags []string
 	for _, b := range c.blobs {
 		m.sizes[b.digest] = b.size
 	}
-	pl := &plan{a: a, c: c, all: all, meter: m, started: time.Now(), moved: map[string]v1.Hash{}}
+	pl := &plan{a: a, c: c, all: all, meter: m, pol: p.o.policy(), started: time.Now(), moved: map[string]v1.Hash{}}
 	// The look-ups below go out at once, each on a connection of its own: open those while the
 	// ping runs, so they cost no extra round trip (or TLS handshake) of their own.
 	warmed := make(chan struct{})
-	go func() { defer close(warmed); p.warm(ctx, min(lookupJobs, 1+len(all)+len(c.blobs))-1) }()
-	rt, err := p.session(ctx, m)
-	<-warmed
+	wctx, stopWarming := context.WithCancel(ctx)
+	defer stopWarming()
+	go func() { defer close(warmed); p.warm(wctx, min(lookupJobs, 1+len(all)+len(c.blobs))-1) }()
+	rt, err := p.session(ctx, pl.pol)
 	if err != nil {
+		stopWarming()
+		<-warmed
 		return nil, p.wrap(err, "connect")
 	}
+	<-warmed
 	pl.ropts = p.remoteOptions(ctx, rt)
 	if pl.puller, err = remote.NewPuller(pl.ropts...); err != nil {
 		return nil, err
@@ -151,7 +160,7 @@ func (p *registryPublisher) plan(ctx context.Context, a *Artifact, tags []string
 	}
 	heads := make([]*v1.Descriptor, len(refs))
 	errs := make([]error, len(refs))
-	pl.blobs = p.blobClient(rt)
+	pl.blobs = p.blobClient(rt, pl.pol, m)
 	pl.missing = make([]bool, len(c.blobs))
 	sem := make(chan struct{}, lookupJobs)
 	var wg sync.WaitGroup
@@ -169,6 +178,9 @@ func (p *registryPublisher) plan(ctx context.Context, a *Artifact, tags []string
 			// An error here is not fatal: the upload will meet it again and say what it is.
 			ok, err := pl.blobs.exists(ctx, b.digest)
 			pl.missing[i] = !ok || err != nil
+			if !pl.missing[i] {
+				m.markPresent(b.digest)
+			}
 		})
 	}
 	wg.Wait()
@@ -240,7 +252,7 @@ func (p *registryPublisher) push(ctx context.Context, pl *plan) (res *Result, er
 	}
 
 	if !pl.exists {
-		// Every missing blob first (one POST + PATCH + PUT each), so no manifest is written while
+		// Every missing blob first (one POST + PUT each), so no manifest is written while
 		// any blob could still fail.
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(p.o.jobs)
@@ -313,7 +325,9 @@ func (p *registryPublisher) push(ctx context.Context, pl *plan) (res *Result, er
 	return res, nil
 }
 
-// verify reads every tag back (or the digest, when there are none) and compares digests.
+// verify reads every tag back (or the digest, when there are none) and compares digests. A 404 is
+// resent like a 503 (within the same count and budget): registries whose reads lag their writes
+// (ECR's among them) may not show a tag the moment it is written.
 func (p *registryPublisher) verify(ctx context.Context, pl *plan) error {
 	refs := []name.Reference{}
 	for _, t := range pl.all {
@@ -322,7 +336,7 @@ func (p *registryPublisher) verify(ctx context.Context, pl *plan) error {
 	if len(refs) == 0 {
 		refs = append(refs, p.repo.Digest(pl.a.Digest.String()))
 	}
-	g, gctx := errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(retryNotFound(ctx))
 	for _, r := range refs {
 		g.Go(func() error {
 			d, err := pl.puller.Head(gctx, r)
@@ -358,16 +372,24 @@ func (p *registryPublisher) result(pl *plan) *Result {
 	return r
 }
 
-// wrap turns a registry refusal into a fixable error that says what to grant.
+// wrap names the operation and the repository, and turns a registry refusal into a fixable error
+// that says what to grant.
 func (p *registryPublisher) wrap(err error, what string) error {
+	err = requestError("destination", err)
 	if isDenied(err) {
 		return fixable.Wrap(err, fmt.Sprintf("%s: %s refused (%v): %s", what, p.repo, err, p.deniedHint))
 	}
-	// A registry's error body ("UNKNOWN: unknown error") does not say the status; the line should.
-	if terr, ok := registryError(err); ok && terr.StatusCode != 0 && !strings.Contains(err.Error(), strconv.Itoa(terr.StatusCode)) {
-		return fmt.Errorf("%s in %s: %w (HTTP %d)", what, p.repo, err, terr.StatusCode)
-	}
 	return fmt.Errorf("%s in %s: %w", what, p.repo, err)
+}
+
+// reauth hands the retrier fresh credentials for a 401, when the keychain can fetch them (ECR).
+func (p *registryPublisher) reauth(ctx context.Context, host, authorization string) (string, bool) {
+	if r, ok := p.kc.(interface {
+		reauth(ctx context.Context, host, authorization string) (string, bool)
+	}); ok {
+		return r.reauth(ctx, host, authorization)
+	}
+	return "", false
 }
 
 // MultiPublisher publishes to every destination in parallel. When all of them are this package's
@@ -450,5 +472,3 @@ func destName(p Publisher) string {
 	}
 	return fmt.Sprintf("destination %T", p)
 }
-
-var _ http.RoundTripper = (*meterTransport)(nil)

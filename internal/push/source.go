@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -39,6 +40,18 @@ type sourceOptions struct {
 	dockerHost string
 	jobs       int
 	log        *slog.Logger
+	level      int // gzip level for layers this process compresses
+
+	retries       int
+	retryBudget   time.Duration
+	retryPause    time.Duration
+	headerTimeout time.Duration
+	stallTimeout  time.Duration
+}
+
+// policy is the retry policy for one load from a registry source: the same rules as a push's.
+func (o *sourceOptions) policy() *retryPolicy {
+	return newRetryPolicy("source", o.retries, o.retryPause, o.retryBudget, o.headerTimeout, o.stallTimeout, o.log)
 }
 
 // WithPlatform makes Load return the one image for p out of an index (without it an index is
@@ -97,6 +110,38 @@ func WithCompressJobs(n int) SourceOption {
 	}
 }
 
+// WithSourceRetry sets how many times one request to a registry source is sent in all (1..10;
+// default DefaultRetries), by the rules of WithRetry: the same numbers mean the same on both sides.
+func WithSourceRetry(sends int) SourceOption {
+	return func(o *sourceOptions) error {
+		if sends < 1 || sends > 10 {
+			return fmt.Errorf("push: retries must be between 1 and 10 sends, got %d", sends)
+		}
+		o.retries = sends
+		return nil
+	}
+}
+
+// WithSourceRetryBudget bounds the time one load from a registry source may spend in trouble
+// (default DefaultRetryBudget), as WithRetryBudget does for a push.
+func WithSourceRetryBudget(d time.Duration) SourceOption {
+	return func(o *sourceOptions) error {
+		if d <= 0 {
+			return fmt.Errorf("push: retry budget must be positive, got %s", d)
+		}
+		o.retryBudget = d
+		return nil
+	}
+}
+
+// withSourceTimeouts sets the source's header and stall timeouts, retry budget and first pause (tests).
+func withSourceTimeouts(headers, stall, budget, pause time.Duration) SourceOption {
+	return func(o *sourceOptions) error {
+		o.headerTimeout, o.stallTimeout, o.retryBudget, o.retryPause = headers, stall, budget, pause
+		return nil
+	}
+}
+
 // WithSourceLogger sets the logger for sources (default: discard).
 func WithSourceLogger(l *slog.Logger) SourceOption {
 	return func(o *sourceOptions) error {
@@ -129,6 +174,13 @@ func ParseSource(ref string, opts ...SourceOption) (Source, error) {
 		transport: remote.DefaultTransport,
 		jobs:      runtime.GOMAXPROCS(0),
 		log:       slog.New(slog.DiscardHandler),
+		level:     DefaultCompressionLevel,
+
+		retries:       DefaultRetries,
+		retryBudget:   DefaultRetryBudget,
+		retryPause:    500 * time.Millisecond,
+		headerTimeout: DefaultHeaderTimeout,
+		stallTimeout:  DefaultStallTimeout,
 	}
 	for _, opt := range opts {
 		if opt == nil {
@@ -218,9 +270,15 @@ func (s *remoteSource) Load(ctx context.Context) (*Artifact, error) {
 	return s.cache.get(func() (*Artifact, error) { return s.load(ctx) })
 }
 
+// load reads the manifest now and the blobs later, while they are pushed, all through one retrier
+// (go-containerregistry's own retries off): a manifest cut short is read again there, a blob cut
+// short makes the upload that reads it start over.
 func (s *remoteSource) load(ctx context.Context) (*Artifact, error) {
-	desc, err := remote.Get(s.ref, remote.WithContext(ctx), remote.WithAuthFromKeychain(s.o.keychain), remote.WithTransport(s.o.transport))
+	rt := &retrier{inner: s.o.transport, p: s.o.policy()}
+	opts := append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(s.o.keychain), remote.WithTransport(rt)}, noRetry...)
+	desc, err := remote.Get(s.ref, opts...)
 	if err != nil {
+		err = requestError("source", err)
 		if isNotFound(err) {
 			return nil, fixable.Wrap(err, fmt.Sprintf("source image %s not found: check the repository and tag", s.ref))
 		}

@@ -2,13 +2,12 @@ package ecr
 
 import (
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
 )
 
 // apiTagPattern is the tag grammar the API accepts (the registry's, up to the model's 300).
-var apiTagPattern = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,299}$`)
+var apiTagPattern = lazyRegexp(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,299}$`)
 
 // checkImageID classifies an identifier the way BatchGetImage/BatchDeleteImage report it.
 func checkImageID(id ImageIdentifier) (code, reason string) {

@@ -47,14 +47,18 @@ func opGetAuthorizationToken(c *call) (any, *apiError) {
 		regs = append(regs, rg)
 	}
 	expires := c.s.now().Add(c.s.o.TokenTTL)
+	reported := expires
 	if c.sess.SessionToken != "" && c.sess.Expiration.Before(expires) {
 		expires = c.sess.Expiration
+		if !c.s.o.ReportTokenTTL {
+			reported = expires
+		}
 	}
 	pass := c.s.tokens.issue(c.sess, c.region, expires)
 	tok := base64.StdEncoding.EncodeToString([]byte("AWS:" + pass))
 	out := make([]authorizationData, 0, len(regs))
 	for _, rg := range regs {
-		out = append(out, authorizationData{AuthorizationToken: tok, ExpiresAt: epochTime(expires), ProxyEndpoint: rg.proxyEndpoint()})
+		out = append(out, authorizationData{AuthorizationToken: tok, ExpiresAt: epochTime(reported), ProxyEndpoint: rg.proxyEndpoint()})
 	}
 	return map[string]any{"authorizationData": out}, nil
 }

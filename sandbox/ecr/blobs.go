@@ -35,6 +35,8 @@ type upload struct {
 	f       *os.File
 	h       hash.Hash
 	size    int64
+	parts   int   // PATCHes (and a PUT's body) written, ECR's UploadLayerPart calls
+	last    int64 // size of the last part
 	started time.Time
 	done    bool
 }
@@ -99,10 +101,14 @@ func (b *blobStore) session(repo, id string) (*upload, bool) {
 	return u, true
 }
 
-// write appends r to the upload (caller holds u.mu).
+// write appends r to the upload as one part (caller holds u.mu); an empty body is no part.
 func (u *upload) write(r io.Reader) (int64, error) {
 	n, err := io.Copy(io.MultiWriter(u.f, u.h), r)
 	u.size += n
+	if n > 0 {
+		u.parts++
+		u.last = n
+	}
 	if err != nil {
 		return n, fmt.Errorf("upload %s: %w", u.id, err)
 	}

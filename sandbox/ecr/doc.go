@@ -14,6 +14,34 @@
 //     ggcr's disk layout (<dir>/blobs/sha256/<hex>), uploads stream to temp files with a
 //     running sha256, and a blob is visible only in the repositories it was pushed,
 //     mounted or replicated into.
+//   - Where ECR departs from the distribution spec, the registry does as ECR does:
+//     an upload completed without any data → 400 BLOB_UPLOAD_INVALID "The upload with id … cannot
+//     be completed because it does not have any parts" (CompleteLayerUpload's
+//     EmptyUploadException; devcontainers/cli#814, radius-project/radius#7855); a manifest or
+//     index without a top-level mediaType, whatever its Content-Type → 405 UNSUPPORTED "Invalid
+//     parameter at 'ImageManifest' failed to satisfy constraint: 'Invalid JSON syntax'"
+//     (opcr-io/policy#149 quotes the body; containers/image#584, chainguard-dev/apko#450; PutImage
+//     answers InvalidParameterException with the same constraint); every PATCH is answered 201 Created, not 202
+//     (dotnet/sdk-container-builds#279, written with the ECR team; openai/tart#273;
+//     aws/containers-roadmap#2831); a part under 5 MiB followed by another (a PATCH, or a PUT
+//     with a body) → 400 BLOB_UPLOAD_INVALID "LayerPartTooSmallException: All layer parts except
+//     the last part should be at least 5MB" (the exception and message CloudTrail shows in
+//     dotnet/sdk-container-builds#424; "Minimum layer part size: 5 MiB" in ECR's service quotas;
+//     the registry's status and code for it are assumed). A
+//     monolithic upload (POST, then one PUT with the whole blob) is accepted at any size
+//     (kitops-ml/kitops#822 pushed a 15 GB layer that way).
+//   - A layer GET is answered 307 with a pre-signed URL on the layer bucket, a listener of its
+//     own (Service.DownloadHandler; "localhost" for a loopback sandbox, so clients see another
+//     host) that serves the layer only without an Authorization header: with one it answers 400
+//     InvalidArgument "Only one auth mechanism allowed; …", as S3 does (open-policy-agent/opa#6580
+//     and #6728: ECR always redirects layer GETs to S3). A tampered signature → 403
+//     SignatureDoesNotMatch; after an hour (assumed; S3's X-Amz-Expires) → 403 AccessDenied
+//     "Request has expired". HEAD is answered by the registry.
+//   - A registry password stops working when the session that fetched it ends, even one that
+//     reports 12 h: GetAuthorizationToken documents 12 h and a token that "represents your IAM
+//     authentication credentials"; ECR has been seen to refuse it once the role session that
+//     obtained it (1 h) ended (ecrpush issue 14). Options.ReportTokenTTL makes it report the
+//     full TokenTTL, as ECR does; off, it reports the session's end.
 //   - Registry auth: a missing/unknown password or one issued in another region → 401 DENIED
 //     "Not Authorized" with a Basic challenge; an expired one → 401 DENIED "Your
 //     authorization token has expired. Reauthenticate and try again."; another account's

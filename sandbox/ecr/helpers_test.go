@@ -62,6 +62,7 @@ type env struct {
 	w     *world.World
 	svc   *Service
 	api   *httptest.Server
+	s3    *httptest.Server // the layer bucket blob GETs redirect to
 	regs  map[RegistryID]*httptest.Server
 	roles map[string]*world.Role // "account/name"
 }
@@ -74,9 +75,10 @@ const (
 )
 
 type envOptions struct {
-	delay        time.Duration
-	blobMounting bool
-	storageDir   string
+	delay          time.Duration
+	blobMounting   bool
+	storageDir     string
+	reportTokenTTL bool
 }
 
 func newEnv(t *testing.T, eo envOptions) *env {
@@ -90,6 +92,7 @@ func newEnv(t *testing.T, eo envOptions) *env {
 	w.AddAccount(prodAccount, "prod", []string{"us-east-1"})
 	w.AddAccount(otherAccount, "other", []string{"us-east-1"})
 	e := &env{t: t, clock: c, w: w, regs: map[RegistryID]*httptest.Server{}, roles: map[string]*world.Role{}}
+	// Layer GETs redirect to the stand-in S3 host, as ECR's do.
 	for _, acct := range []string{ciAccount, prodAccount, otherAccount} {
 		e.addRole(acct, "pusher", pushPolicy)
 		e.addRole(acct, "tokenonly", tokenOnlyPolicy)
@@ -99,6 +102,7 @@ func newEnv(t *testing.T, eo envOptions) *env {
 		ReplicationDelay: eo.delay,
 		StorageDir:       eo.storageDir,
 		BlobMounting:     eo.blobMounting,
+		ReportTokenTTL:   eo.reportTokenTTL,
 		Now:              c.now,
 	})
 	if err != nil {
@@ -106,6 +110,8 @@ func newEnv(t *testing.T, eo envOptions) *env {
 	}
 	e.svc = svc
 	e.api = httptest.NewServer(svc.APIHandler())
+	e.s3 = httptest.NewServer(svc.DownloadHandler())
+	svc.SetDownloadEndpoint(e.s3.URL)
 	for _, id := range svc.Registries() {
 		srv := httptest.NewServer(svc.RegistryHandler(id))
 		svc.SetEndpoint(id, srv.URL)
@@ -113,6 +119,7 @@ func newEnv(t *testing.T, eo envOptions) *env {
 	}
 	t.Cleanup(func() {
 		e.api.Close()
+		e.s3.Close()
 		for _, s := range e.regs {
 			s.Close()
 		}

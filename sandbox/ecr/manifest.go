@@ -50,6 +50,9 @@ type parsedManifest struct {
 	children     []descriptor // child manifests (indexes)
 }
 
+// msgNoMediaType is ECR's constraint message for a manifest without a top-level mediaType.
+const msgNoMediaType = "Invalid JSON syntax"
+
 // parseManifest validates body as a manifest of the given media type ("" → from the body).
 // It returns a human message on failure (the caller picks the protocol's error code).
 func parseManifest(body []byte, contentType string) (*parsedManifest, string) {
@@ -63,19 +66,16 @@ func parseManifest(body []byte, contentType string) (*parsedManifest, string) {
 	if err := json.Unmarshal(body, &m); err != nil {
 		return nil, "manifest is not valid JSON: " + err.Error()
 	}
+	if m.MediaType == "" {
+		// OCI allows omitting mediaType; ECR does not, whatever the Content-Type says.
+		return nil, msgNoMediaType
+	}
 	mt := strings.TrimSpace(strings.SplitN(contentType, ";", 2)[0])
 	switch {
 	case mt == "":
 		mt = m.MediaType
-	case m.MediaType != "" && m.MediaType != mt:
+	case m.MediaType != mt:
 		return nil, fmt.Sprintf("manifest mediaType %q does not match %q", m.MediaType, mt)
-	}
-	if mt == "" { // OCI allows omitting mediaType; infer from the shape
-		if m.Manifests != nil {
-			mt = mtOCIIndex
-		} else {
-			mt = mtOCIManifest
-		}
 	}
 	if !isManifestType(mt) {
 		return nil, fmt.Sprintf("unsupported manifest media type %q", mt)

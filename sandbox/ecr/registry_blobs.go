@@ -1,6 +1,7 @@
 package ecr
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"net/http"
@@ -19,6 +20,15 @@ func (rg *registry) serveBlob(w http.ResponseWriter, r *http.Request, rt route) 
 	}
 	if _, ok := rg.repoHasBlob(rt.repo, rt.ref); !ok {
 		return newRegError(http.StatusNotFound, "BLOB_UNKNOWN", "Blob %s not found in repository '%s'", rt.ref, rt.repo)
+	}
+	if r.Method == http.MethodGet {
+		// ECR answers a layer GET with a redirect to a pre-signed S3 URL on another host.
+		if loc, ok := rg.s.downloads.url(rg.id, rt.ref, rg.s.now()); ok {
+			w.Header().Set("Location", loc)
+			w.Header().Set("Docker-Content-Digest", rt.ref)
+			w.WriteHeader(http.StatusTemporaryRedirect)
+			return nil
+		}
 	}
 	f, _, err := rg.store.open(rt.ref)
 	if err != nil {
@@ -102,11 +112,16 @@ func (rg *registry) serveUpload(w http.ResponseWriter, r *http.Request, rt route
 					"Content-Range %q does not continue the upload at offset %d", cr, u.size)
 			}
 		}
-		if _, err := u.write(r.Body); err != nil {
+		body := bufio.NewReader(r.Body)
+		if rerr := rg.checkPart(u, body); rerr != nil {
+			return rerr
+		}
+		if _, err := u.write(body); err != nil {
 			rg.store.cancel(u)
 			return newRegError(http.StatusBadRequest, "BLOB_UPLOAD_INVALID", "failed to read the layer part")
 		}
-		rg.uploadAccepted(w, rt.repo, u, http.StatusAccepted)
+		// 201, not the spec's 202: ECR's answer to every PATCH.
+		rg.uploadAccepted(w, rt.repo, u, http.StatusCreated)
 		return nil
 	case http.MethodPut:
 		return rg.complete(w, r, rt.repo, u, r.URL.Query().Get("digest"))
@@ -120,9 +135,20 @@ func (rg *registry) complete(w http.ResponseWriter, r *http.Request, repo string
 		rg.store.cancel(u)
 		return newRegError(http.StatusBadRequest, "DIGEST_INVALID", "Invalid or missing digest '%s' (sha256 only)", digest)
 	}
-	if _, err := u.write(r.Body); err != nil {
+	body := bufio.NewReader(r.Body)
+	if rerr := rg.checkPart(u, body); rerr != nil {
+		return rerr
+	}
+	if _, err := u.write(body); err != nil {
 		rg.store.cancel(u)
 		return newRegError(http.StatusBadRequest, "BLOB_UPLOAD_INVALID", "failed to read the layer")
+	}
+	if u.size == 0 {
+		// ECR's CompleteLayerUpload refuses an upload without parts (EmptyUploadException).
+		rg.store.cancel(u)
+		return newRegError(http.StatusBadRequest, "BLOB_UPLOAD_INVALID",
+			"The upload with id '%s' in the repository with name '%s' in registry with id '%s' cannot be completed because it does not have any parts",
+			u.id, repo, rg.id.Account)
 	}
 	if _, err := rg.store.finish(u, digest); err != nil {
 		if errors.Is(err, errDigestMismatch) {
@@ -136,6 +162,22 @@ func (rg *registry) complete(w http.ResponseWriter, r *http.Request, repo string
 	}
 	rg.blobCreated(w, repo, digest)
 	return nil
+}
+
+// minPartSize is ECR's smallest layer part but the last (S3 multipart's 5 MiB).
+const minPartSize = 5 << 20
+
+// checkPart refuses a part (a PATCH, or a PUT with a body) that follows a part under minPartSize:
+// that part turned out not to be the last, which ECR refuses (LayerPartTooSmallException).
+func (rg *registry) checkPart(u *upload, body *bufio.Reader) *regError {
+	if u.parts == 0 || u.last >= minPartSize {
+		return nil
+	}
+	if _, err := body.Peek(1); err != nil {
+		return nil // no more data: the small part was the last
+	}
+	return newRegError(http.StatusBadRequest, "BLOB_UPLOAD_INVALID",
+		"LayerPartTooSmallException: All layer parts except the last part should be at least 5MB (part %d was %d bytes)", u.parts, u.last)
 }
 
 func (rg *registry) blobCreated(w http.ResponseWriter, repo, digest string) {

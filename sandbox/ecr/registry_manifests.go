@@ -50,6 +50,11 @@ func (rg *registry) putManifestHTTP(w http.ResponseWriter, r *http.Request, rt r
 		return newRegError(http.StatusBadRequest, "MANIFEST_INVALID", "failed to read manifest")
 	}
 	p, msg := parseManifest(body, r.Header.Get("Content-Type"))
+	if msg == msgNoMediaType {
+		// ECR's answer to an OCI manifest or index without a top-level mediaType, which the OCI
+		// spec allows and ECR does not.
+		return newRegError(http.StatusMethodNotAllowed, "UNSUPPORTED", "Invalid parameter at 'ImageManifest' failed to satisfy constraint: '%s'", msg)
+	}
 	if msg != "" {
 		return newRegError(http.StatusBadRequest, "MANIFEST_INVALID", "%s", msg)
 	}

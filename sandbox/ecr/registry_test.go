@@ -1,17 +1,22 @@
 package ecr
 
 import (
+	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsecr "github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
@@ -298,13 +303,15 @@ func blobDigest(b []byte) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
+// A chunked upload as ECR takes it: every PATCH answered 201 (not the spec's 202), parts of at
+// least 5 MiB but the last, Content-Range checked.
 func TestRegistryChunkedUpload(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
 	pass := e.directPassword(e.session(ciAccount, "pusher"), "us-east-1")
 	e.directRepo(ciEast, "app", "MUTABLE")
 	e.directRepo(ciEast, "other", "MUTABLE")
-	data := []byte(strings.Repeat("chunked-layer-", 1000))
+	data := []byte(strings.Repeat("chunked-layer-", (minPartSize+7000)/14))
 	digest := blobDigest(data)
 
 	resp := e.rawRequest(ciEast, http.MethodPost, "/v2/app/blobs/uploads/", pass, "", nil)
@@ -312,10 +319,10 @@ func TestRegistryChunkedUpload(t *testing.T) {
 		t.Fatalf("POST %d", resp.StatusCode)
 	}
 	loc := resp.Header.Get("Location")
-	half := len(data) / 2
+	half := minPartSize
 	resp = e.rawRequest(ciEast, http.MethodPatch, loc, pass, string(data[:half]),
 		map[string]string{"Content-Range": fmt.Sprintf("0-%d", half-1), "Content-Type": "application/octet-stream"})
-	if resp.StatusCode != http.StatusAccepted || resp.Header.Get("Range") != fmt.Sprintf("0-%d", half-1) {
+	if resp.StatusCode != http.StatusCreated || resp.Header.Get("Range") != fmt.Sprintf("0-%d", half-1) {
 		t.Fatalf("PATCH 1: %d %q", resp.StatusCode, resp.Header.Get("Range"))
 	}
 	resp = e.rawRequest(ciEast, http.MethodPatch, loc, pass, "xx", map[string]string{"Content-Range": "0-1"})
@@ -324,7 +331,7 @@ func TestRegistryChunkedUpload(t *testing.T) {
 	}
 	resp = e.rawRequest(ciEast, http.MethodPatch, loc, pass, string(data[half:]),
 		map[string]string{"Content-Range": fmt.Sprintf("%d-%d", half, len(data)-1)})
-	if resp.StatusCode != http.StatusAccepted {
+	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("PATCH 2: %d", resp.StatusCode)
 	}
 	resp = e.rawRequest(ciEast, http.MethodPut, loc+"?digest="+digest, pass, "", nil)
@@ -355,6 +362,177 @@ func TestRegistryChunkedUpload(t *testing.T) {
 	resp = e.rawRequest(ciEast, http.MethodPost, "/v2/missing/blobs/uploads/", pass, "", nil)
 	if resp.StatusCode != http.StatusNotFound || ociError(t, resp) != "NAME_UNKNOWN" {
 		t.Fatalf("upload to missing repo: %d", resp.StatusCode)
+	}
+}
+
+// ECR's refusals that the distribution spec does not have: an upload without any part, a part
+// under 5 MiB followed by another, a manifest without a top-level mediaType.
+func TestRegistryECRRefusals(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	pass := e.directPassword(e.session(ciAccount, "pusher"), "us-east-1")
+	e.directRepo(ciEast, "app", "MUTABLE")
+	empty := blobDigest(nil)
+	message := func(resp *http.Response) string {
+		var body struct {
+			Errors []struct{ Code, Message string }
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		if len(body.Errors) != 1 {
+			t.Fatalf("error body %+v", body)
+		}
+		return body.Errors[0].Code + ": " + body.Errors[0].Message
+	}
+
+	t.Run("empty upload", func(t *testing.T) {
+		resp := e.rawRequest(ciEast, http.MethodPost, "/v2/app/blobs/uploads/", pass, "", nil)
+		loc := resp.Header.Get("Location")
+		resp = e.rawRequest(ciEast, http.MethodPut, loc+"?digest="+empty, pass, "", nil)
+		if m := message(resp); resp.StatusCode != http.StatusBadRequest || !strings.HasPrefix(m, "BLOB_UPLOAD_INVALID") ||
+			!strings.Contains(m, "cannot be completed because it does not have any parts") {
+			t.Fatalf("PUT of an empty upload: %d %s", resp.StatusCode, m)
+		}
+		resp = e.rawRequest(ciEast, http.MethodPost, "/v2/app/blobs/uploads/?digest="+empty, pass, "", nil)
+		if m := message(resp); resp.StatusCode != http.StatusBadRequest || !strings.Contains(m, "does not have any parts") {
+			t.Fatalf("monolithic POST of nothing: %d %s", resp.StatusCode, m)
+		}
+		resp = e.rawRequest(ciEast, http.MethodHead, "/v2/app/blobs/"+empty, pass, "", nil)
+		if resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("the empty blob was stored: %d", resp.StatusCode)
+		}
+	})
+	t.Run("small part not last", func(t *testing.T) {
+		resp := e.rawRequest(ciEast, http.MethodPost, "/v2/app/blobs/uploads/", pass, "", nil)
+		loc := resp.Header.Get("Location")
+		resp = e.rawRequest(ciEast, http.MethodPatch, loc, pass, "small", nil)
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("PATCH 1: %d", resp.StatusCode)
+		}
+		resp = e.rawRequest(ciEast, http.MethodPatch, loc, pass, "more", nil)
+		if m := message(resp); resp.StatusCode != http.StatusBadRequest || !strings.Contains(m, "LayerPartTooSmallException") {
+			t.Fatalf("PATCH after a small part: %d %s", resp.StatusCode, m)
+		}
+		resp = e.rawRequest(ciEast, http.MethodPut, loc+"?digest="+blobDigest([]byte("smallmore")), pass, "more", nil)
+		if m := message(resp); resp.StatusCode != http.StatusBadRequest || !strings.Contains(m, "LayerPartTooSmallException") {
+			t.Fatalf("PUT with a body after a small part: %d %s", resp.StatusCode, m)
+		}
+		// A small part that is the last one is fine.
+		resp = e.rawRequest(ciEast, http.MethodPut, loc+"?digest="+blobDigest([]byte("small")), pass, "", nil)
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("PUT after one small part: %d", resp.StatusCode)
+		}
+	})
+	t.Run("manifest without mediaType", func(t *testing.T) {
+		cfg := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
+		resp := e.rawRequest(ciEast, http.MethodPost, "/v2/app/blobs/uploads/?digest="+blobDigest(cfg), pass, string(cfg), nil)
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("config: %d", resp.StatusCode)
+		}
+		for _, mt := range []string{mtOCIManifest, ""} {
+			m := fmt.Sprintf(`{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},"layers":[]}`,
+				blobDigest(cfg), len(cfg))
+			resp = e.putRaw(ciEast, "app/manifests/v1", pass, mt, []byte(m))
+			if msg := message(resp); resp.StatusCode != http.StatusMethodNotAllowed ||
+				msg != "UNSUPPORTED: Invalid parameter at 'ImageManifest' failed to satisfy constraint: 'Invalid JSON syntax'" {
+				t.Fatalf("Content-Type %q: %d %s", mt, resp.StatusCode, msg)
+			}
+		}
+	})
+}
+
+// Layer GETs are redirected (307) to a pre-signed URL on another host, which serves the layer only
+// without the registry's Authorization header and only while the signature holds.
+func TestRegistryLayerRedirect(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	pass := e.directPassword(e.session(ciAccount, "pusher"), "us-east-1")
+	e.directRepo(ciEast, "app", "MUTABLE")
+	data := "a layer"
+	d := blobDigest([]byte(data))
+	if resp := e.rawRequest(ciEast, http.MethodPost, "/v2/app/blobs/uploads/?digest="+d, pass, data, nil); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("upload: %d", resp.StatusCode)
+	}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest(http.MethodGet, e.regs[ciEast].URL+"/v2/app/blobs/"+d, nil)
+	req.SetBasicAuth("AWS", pass)
+	resp, err := noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusTemporaryRedirect || !strings.Contains(loc, "X-Amz-Signature=") {
+		t.Fatalf("GET blob: %d %q", resp.StatusCode, loc)
+	}
+	u, _ := url.Parse(loc)
+	if reg, _ := url.Parse(e.regs[ciEast].URL); u.Hostname() == reg.Hostname() {
+		t.Fatalf("the layer host %s is the registry's", u.Host)
+	}
+	get := func(target, authorization string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, target, nil)
+		if authorization != "" {
+			req.Header.Set("Authorization", authorization)
+		}
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get(loc, ""); code != http.StatusOK || body != data {
+		t.Fatalf("pre-signed GET: %d %q", code, body)
+	}
+	if code, body := get(loc, req.Header.Get("Authorization")); code != http.StatusBadRequest || !strings.Contains(body, "Only one auth mechanism allowed") {
+		t.Fatalf("pre-signed GET with the registry's credentials: %d %q", code, body)
+	}
+	if code, body := get(strings.Replace(loc, "X-Amz-Signature=", "X-Amz-Signature=0", 1), ""); code != http.StatusForbidden || !strings.Contains(body, "SignatureDoesNotMatch") {
+		t.Fatalf("tampered signature: %d %q", code, body)
+	}
+	e.clock.advance(downloadTTL + time.Second)
+	if code, body := get(loc, ""); code != http.StatusForbidden || !strings.Contains(body, "Request has expired") {
+		t.Fatalf("expired URL: %d %q", code, body)
+	}
+	// A client that follows the redirect the way HTTP clients do (dropping credentials for
+	// another host) reads the layer; go-containerregistry does (TestRegistryPushPull reads every
+	// layer back through it).
+	e2 := newEnv(t, envOptions{})
+	pass2 := e2.directPassword(e2.session(ciAccount, "pusher"), "us-east-1")
+	e2.directRepo(ciEast, "app", "MUTABLE")
+	e2.rawRequest(ciEast, http.MethodPost, "/v2/app/blobs/uploads/?digest="+d, pass2, data, nil)
+	if resp := e2.rawRequest(ciEast, http.MethodGet, "/v2/app/blobs/"+d, pass2, "", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("followed redirect: %d", resp.StatusCode)
+	}
+}
+
+// With ReportTokenTTL the token reports the full TTL but stops working with the session that
+// fetched it, as ECR has been seen to do.
+func TestRegistryTokenDiesWithSession(t *testing.T) {
+	t.Parallel()
+	for _, report := range []bool{false, true} {
+		t.Run(fmt.Sprintf("report=%v", report), func(t *testing.T) {
+			e := newEnv(t, envOptions{reportTokenTTL: report})
+			sess := e.session(ciAccount, "pusher") // an hour
+			out, err := e.client(sess, "us-east-1").GetAuthorizationToken(context.Background(), &awsecr.GetAuthorizationTokenInput{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			life := aws.ToTime(out.AuthorizationData[0].ExpiresAt).Sub(e.clock.now())
+			if want := map[bool]time.Duration{false: time.Hour, true: e.svc.o.TokenTTL}[report]; life < want-time.Second || life > want {
+				t.Errorf("reported life %s, want %s", life, want)
+			}
+			raw, _ := base64.StdEncoding.DecodeString(aws.ToString(out.AuthorizationData[0].AuthorizationToken))
+			_, pass, _ := strings.Cut(string(raw), ":")
+			e.directRepo(ciEast, "app", "MUTABLE")
+			if resp := e.rawRequest(ciEast, http.MethodGet, "/v2/app/tags/list", pass, "", nil); resp.StatusCode != http.StatusOK {
+				t.Fatalf("within the session: %d", resp.StatusCode)
+			}
+			e.clock.advance(time.Hour + time.Second)
+			if resp := e.rawRequest(ciEast, http.MethodGet, "/v2/app/tags/list", pass, "", nil); resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("after the session: %d", resp.StatusCode)
+			}
+		})
 	}
 }
 
@@ -401,7 +579,8 @@ func (p *patternReader) Read(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// TestRegistryLargeBlobStreams pushes a 64 MiB layer in one streamed PATCH and checks the
+// TestRegistryLargeBlobStreams pushes a 64 MiB layer in one streamed PATCH (answered 201, as ECR
+// answers every PATCH) and checks the
 // server never buffered it: the heap grows far less than the blob.
 func TestRegistryLargeBlobStreams(t *testing.T) { // not parallel: it measures allocations
 	if testing.Short() {
@@ -425,7 +604,7 @@ func TestRegistryLargeBlobStreams(t *testing.T) { // not parallel: it measures a
 	req, _ := http.NewRequest(http.MethodPatch, e.regs[ciEast].URL+loc, &patternReader{n: size})
 	req.SetBasicAuth("AWS", pass)
 	presp, err := http.DefaultClient.Do(req)
-	if err != nil || presp.StatusCode != http.StatusAccepted {
+	if err != nil || presp.StatusCode != http.StatusCreated {
 		t.Fatalf("PATCH: %v %v", err, presp)
 	}
 	presp.Body.Close()

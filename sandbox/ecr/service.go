@@ -37,8 +37,12 @@ type Options struct {
 	// BlobMounting turns on ECR's opt-in cross-repository blob mounting (the BLOB_MOUNTING
 	// account setting); off, a mount request starts an ordinary upload as ECR does by default.
 	BlobMounting bool
-	Now          func() time.Time
-	Logger       *slog.Logger
+	// ReportTokenTTL makes GetAuthorizationToken report TokenTTL as the token's expiry even when
+	// the caller's session ends sooner, as ECR has been seen to do; the token still stops working
+	// with the session. Off, the reported expiry is the session's.
+	ReportTokenTTL bool
+	Now            func() time.Time
+	Logger         *slog.Logger
 }
 
 // Service is the ECR API plus one OCI registry per RegistryID, with native replication.
@@ -53,6 +57,7 @@ type Service struct {
 	tokens     *tokenStore
 	repl       *replicator
 	sc         supplyChain // managed signing and scanning (supplychain.go)
+	downloads  *downloads
 
 	closeOnce sync.Once
 }
@@ -79,7 +84,7 @@ func New(w *world.World, o Options) (*Service, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{w: w, o: o, now: now, log: log, registries: map[RegistryID]*registry{}, tokens: newTokenStore()}
+	s := &Service{w: w, o: o, now: now, log: log, registries: map[RegistryID]*registry{}, tokens: newTokenStore(), downloads: newDownloads()}
 	dir := o.StorageDir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "ecr-sandbox-")

@@ -3,6 +3,7 @@ package ecr
 import (
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Shapes from the ECR service model (botocore ecr/2015-09-21).
@@ -13,18 +14,29 @@ const (
 	ociTagRE = `^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`
 )
 
+// Compiled on first use: the sandbox lives in the ecrpush binary, and no other command should pay
+// for its patterns at start-up ({0,127}-style repetitions compile into large programs).
 var (
-	repositoryNamePattern = regexp.MustCompile(`^(?:` + repositoryNameRE + `)$`)
-	filterValuePattern    = regexp.MustCompile(filterValueRE)
-	accountIDPattern      = regexp.MustCompile(`^[0-9]{12}$`)
-	regionShapePattern    = regexp.MustCompile(`^[0-9a-z-]{2,25}$`)
+	repositoryNamePattern = lazyRegexp(`^(?:` + repositoryNameRE + `)$`)
+	filterValuePattern    = lazyRegexp(filterValueRE)
+	accountIDPattern      = lazyRegexp(`^[0-9]{12}$`)
+	regionShapePattern    = lazyRegexp(`^[0-9a-z-]{2,25}$`)
 	// regionPattern is stricter than the model's shape: a destination must look like a real region.
-	regionPattern    = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$`)
-	ociTagPattern    = regexp.MustCompile(ociTagRE)
-	digestPattern    = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
-	anyDigestPattern = regexp.MustCompile(`^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$`)
-	exclusionPattern = regexp.MustCompile(`^[0-9a-zA-Z._*-]{1,128}$`)
+	regionPattern    = lazyRegexp(`^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$`)
+	ociTagPattern    = lazyRegexp(ociTagRE)
+	digestPattern    = lazyRegexp(`^sha256:[a-f0-9]{64}$`)
+	anyDigestPattern = lazyRegexp(`^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$`)
+	exclusionPattern = lazyRegexp(`^[0-9a-zA-Z._*-]{1,128}$`)
 )
+
+// lazyRegexp is a regular expression compiled when first matched.
+func lazyRegexp(expr string) *lazyRE {
+	return &lazyRE{compile: sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })}
+}
+
+type lazyRE struct{ compile func() *regexp.Regexp }
+
+func (l *lazyRE) MatchString(s string) bool { return l.compile().MatchString(s) }
 
 // validateRepositoryName checks a name the way ECR's model validation does.
 func validateRepositoryName(field, name string) *apiError {

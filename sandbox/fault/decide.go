@@ -23,10 +23,12 @@ func rngFor(seed int64, endpoint string, seq int64) *rand.Rand {
 }
 
 // decide draws at most one fault for a request: the rates partition [0,1) in the order
-// error, throttle, reset (a sum above 1 leaves the later kinds what remains).
+// error, throttle, reset, truncate, stall (a sum above 1 leaves the later kinds what remains;
+// kinds added later come last, so a profile without them replays as before).
 func decide(rng *rand.Rand, cfg Config) Kind {
 	u := rng.Float64()
 	e, t, r := clamp(cfg.ErrorRate), clamp(cfg.ThrottleRate), clamp(cfg.ResetRate)
+	tr, st := clamp(cfg.TruncateRate), clamp(cfg.StallRate)
 	switch {
 	case u < e:
 		if rng.IntN(2) == 0 {
@@ -37,6 +39,10 @@ func decide(rng *rand.Rand, cfg Config) Kind {
 		return Throttle
 	case u < e+t+r:
 		return Reset
+	case u < e+t+r+tr:
+		return Truncate
+	case u < e+t+r+tr+st:
+		return Stall
 	}
 	return ""
 }

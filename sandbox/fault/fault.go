@@ -20,8 +20,13 @@ type Config struct {
 	ErrorRate    float64  `json:"errorRate"`    // probability of a 500 or 503
 	ThrottleRate float64  `json:"throttleRate"` // probability of a throttle (429 + Retry-After, or ThrottlingException)
 	ResetRate    float64  `json:"resetRate"`    // probability of a connection reset mid-body
+	TruncateRate float64  `json:"truncateRate"` // probability of a GET answer cut short (clean close)
+	StallRate    float64  `json:"stallRate"`    // probability of a request never answered
 	Latency      Duration `json:"latency"`      // added to every request
-	RetryAfter   Duration `json:"retryAfter"`   // Retry-After on 429 (default 1s)
+	RetryAfter   Duration `json:"retryAfter"`   // Retry-After on 429 (default 1s; an hour tests a client's budget)
+	// StallFor is how long a stalled request is held before its connection is dropped (default:
+	// until the client gives up or Release, at most 10 minutes).
+	StallFor Duration `json:"stallFor"`
 }
 
 // Kind is the kind of an injected fault.
@@ -32,6 +37,8 @@ const (
 	Error503 Kind = "error503"
 	Throttle Kind = "throttle"
 	Reset    Kind = "reset"
+	Truncate Kind = "truncate"
+	Stall    Kind = "stall"
 )
 
 // Event is one injected fault: the Seq-th request (from 1) on Endpoint got Kind.
@@ -49,6 +56,9 @@ type Injector struct {
 	mu        sync.Mutex
 	endpoints map[string]*endpointState
 	events    []Event
+
+	released    chan struct{}
+	releaseOnce sync.Once
 }
 
 type endpointState struct {
@@ -58,7 +68,16 @@ type endpointState struct {
 
 // New returns an injector whose decisions derive from seed.
 func New(seed int64) *Injector {
-	return &Injector{seed: seed, endpoints: map[string]*endpointState{}}
+	return &Injector{seed: seed, endpoints: map[string]*endpointState{}, released: make(chan struct{})}
+}
+
+// Release lets go of every stalled request (and of those stalled later): call it before shutting
+// the servers down, which would otherwise wait for them.
+func (in *Injector) Release() {
+	if in == nil {
+		return
+	}
+	in.releaseOnce.Do(func() { close(in.released) })
 }
 
 // Seed is the seed the injector was created with (log it so a run can be replayed).

@@ -342,3 +342,71 @@ func TestDurationEncoding(t *testing.T) {
 		}
 	}
 }
+
+// A truncated GET answer promises its body and delivers half of it, then closes cleanly: the
+// client reads an unexpected EOF. Other methods pass untouched (and are not recorded).
+func TestTruncate(t *testing.T) {
+	in := New(1)
+	body := strings.Repeat("m", 4000)
+	srv, client := newServer(t, in.Wrap("registry", Registry, Config{TruncateRate: 1}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+		_, _ = io.WriteString(w, body)
+	})))
+	resp, err := client.Get(srv.URL + "/v2/x/manifests/v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !errors.Is(err, io.ErrUnexpectedEOF) || len(got) != len(body)/2 {
+		t.Fatalf("read %d bytes, err %v; want %d and an unexpected EOF", len(got), err, len(body)/2)
+	}
+	resp, err = client.Post(srv.URL+"/v2/x/blobs/uploads/", "text/plain", strings.NewReader("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || len(got) != len(body) {
+		t.Fatalf("a POST was cut: %d bytes, %v", len(got), err)
+	}
+	if ev := in.Events(); len(ev) != 1 || ev[0].Kind != Truncate {
+		t.Fatalf("events %v", ev)
+	}
+}
+
+// A stalled request is never answered: the client's own deadline ends it, and Release lets the
+// handler go (the server's Close would otherwise wait for it).
+func TestStall(t *testing.T) {
+	in := New(1)
+	var inner atomic.Int32
+	srv, _ := newServer(t, in.Wrap("registry", Registry, Config{StallRate: 1}, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		inner.Add(1)
+	})))
+	client := &http.Client{Timeout: 200 * time.Millisecond}
+	start := time.Now()
+	req, _ := http.NewRequest(http.MethodPut, srv.URL+"/v2/x/manifests/v1", strings.NewReader(strings.Repeat("m", 1<<20)))
+	if resp, err := client.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a stalled PUT was answered %s", resp.Status)
+	}
+	if d := time.Since(start); d < 200*time.Millisecond {
+		t.Fatalf("the stall ended after %s, before the client's deadline", d)
+	}
+	in.Release()
+	if inner.Load() != 0 {
+		t.Fatal("the wrapped handler ran for a stalled request")
+	}
+	// StallFor bounds a stall the client waits out.
+	in2 := New(1)
+	srv2, _ := newServer(t, in2.Wrap("registry", Registry, Config{StallRate: 1, StallFor: D(100 * time.Millisecond)}, ok))
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(srv2.URL)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatal("a stall ended with an answer")
+	}
+	if ev := in2.Events(); len(ev) != 1 || ev[0].Kind != Stall {
+		t.Fatalf("events %v", ev)
+	}
+}

@@ -26,8 +26,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return // the client is gone; nothing was injected
 		}
 	}
-	if kind == "" {
-		h.next.ServeHTTP(w, r)
+	if kind == "" || (kind == Truncate && r.Method != http.MethodGet) {
+		h.next.ServeHTTP(w, r) // only a GET's answer has a body worth cutting
 		return
 	}
 	h.in.record(Event{Endpoint: h.endpoint, Seq: seq, Kind: kind})
@@ -39,5 +39,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeThrottle(w, h.protocol, cfg.RetryAfter.Duration, requestID)
 	case Reset:
 		reset(w, r, h.protocol)
+	case Truncate:
+		h.next.ServeHTTP(&truncating{ResponseWriter: w}, r)
+	case Stall:
+		stall(r, cfg.StallFor.Duration, h.in.released)
 	}
 }

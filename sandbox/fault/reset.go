@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
+	"time"
 )
 
 // maxDrain bounds how much of a request body a reset reads before cutting the connection.
@@ -59,4 +61,82 @@ func abortive(conn net.Conn) {
 		return
 	}
 	_ = conn.Close()
+}
+
+// truncating passes an answer through until half its declared body (512 bytes when the length is
+// not declared) and then closes the connection cleanly (FIN): the client sees a body cut short
+// (an unexpected EOF), as when a proxy or a load balancer drops a transfer.
+type truncating struct {
+	http.ResponseWriter
+	limit, n int64
+	cut      bool
+	status   int
+}
+
+func (t *truncating) WriteHeader(code int) {
+	if t.status != 0 {
+		return
+	}
+	t.status = code
+	t.limit = 512
+	if cl, err := strconv.ParseInt(t.Header().Get("Content-Length"), 10, 64); err == nil && cl > 0 {
+		t.limit = cl / 2
+	}
+	t.ResponseWriter.WriteHeader(code)
+}
+
+func (t *truncating) Write(p []byte) (int, error) {
+	if t.status == 0 {
+		t.WriteHeader(http.StatusOK)
+	}
+	if t.cut {
+		return 0, errTruncated
+	}
+	if rest := t.limit - t.n; int64(len(p)) > rest {
+		n, _ := t.ResponseWriter.Write(p[:rest])
+		t.n += int64(n)
+		t.close()
+		return n, errTruncated
+	}
+	n, err := t.ResponseWriter.Write(p)
+	t.n += int64(n)
+	return n, err
+}
+
+// ReadFrom keeps http.ServeContent's io.Copy going through Write.
+func (t *truncating) ReadFrom(r io.Reader) (int64, error) {
+	return io.Copy(struct{ io.Writer }{t}, r)
+}
+
+func (t *truncating) close() {
+	t.cut = true
+	rc := http.NewResponseController(t.ResponseWriter)
+	_ = rc.Flush()
+	if conn, _, err := rc.Hijack(); err == nil {
+		_ = conn.Close()
+		return
+	}
+	panic(http.ErrAbortHandler) // HTTP/2: abort the stream instead
+}
+
+var errTruncated = fmt.Errorf("fault: answer truncated")
+
+// stall holds a request without answering: its body is read in part (so the client is already
+// sending) and then left alone, until the client gives up, the injector is released, or d passes
+// (10 minutes when 0) — then the connection is dropped.
+func stall(r *http.Request, d time.Duration, released <-chan struct{}) {
+	if r.Body != nil && r.ContentLength != 0 {
+		_, _ = io.CopyN(io.Discard, r.Body, maxDrain)
+	}
+	if d <= 0 {
+		d = 10 * time.Minute
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-r.Context().Done():
+	case <-released:
+	case <-t.C:
+	}
+	panic(http.ErrAbortHandler) // no answer: drop the connection
 }

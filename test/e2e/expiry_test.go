@@ -18,10 +18,11 @@ import (
 // credentials it has by then: the run must succeed by refreshing both before they lapse — no
 // request may reach a registry with an expired password.
 //
-// Default: 4 s credentials, 2 s registry passwords, a push of about ten seconds. ECRPUSH_LONG=1:
+// Default: 4 s credentials, 2 s registry passwords, a push of about ten seconds (twelve layers, one
+// at a time, each a POST and a PUT through 250 ms of latency). ECRPUSH_LONG=1:
 // 60 s credentials, 30 s passwords, a push of over three minutes.
 func TestCredentialExpiry(t *testing.T) {
-	creds, token, latency, layers := 4*time.Second, 2*time.Second, 250*time.Millisecond, 8
+	creds, token, latency, layers := 4*time.Second, 2*time.Second, 250*time.Millisecond, 12
 	if long() {
 		creds, token, latency, layers = 60*time.Second, 30*time.Second, 2*time.Second, 24
 	}

@@ -13,9 +13,11 @@ import (
 	"github.com/ecrpush/ecrpush/sandbox/fault"
 )
 
-// tenPercent is the fault profile of the matrix: one request in ten fails — 500/503, a throttle
-// (429 with Retry-After, or ThrottlingException) or a connection reset in the middle of the body.
-var tenPercent = fault.Config{ErrorRate: .05, ThrottleRate: .03, ResetRate: .02, RetryAfter: fault.D(time.Second)}
+// tenPercent is the fault profile of the matrix: about one request in ten fails — 500/503, a
+// throttle (429 with Retry-After, or ThrottlingException), a connection reset in the middle of
+// the body — and one GET answer in fifty is cut short (manifests read again, blobs uploaded
+// again from a new session).
+var tenPercent = fault.Config{ErrorRate: .05, ThrottleRate: .03, ResetRate: .02, TruncateRate: .02, RetryAfter: fault.D(time.Second)}
 
 // everyDest are prod and staging in both regions.
 var everyDest = []struct{ account, region string }{
@@ -156,10 +158,17 @@ func githubOutput(file, key string) string {
 	return ""
 }
 
+// blobUpload matches a blob's upload (a PUT with the blob, after the POST that opened the session).
+func blobUpload(r sandbox.Request) bool {
+	return r.Method == "PUT" && strings.Contains(r.Path, "/blobs/uploads/")
+}
+
 // TestFaultBudget: faults no retry budget covers — the ECR API or a registry down from the start,
-// or a registry that dies in the middle of an upload, before the tags, or in the middle of a copy —
-// fail the run with one clear line (exit 1), and leave no tag that points at missing blobs
-// anywhere. The registry cases run at once, each in its own ci region of one sandbox.
+// a registry that never answers or asks for an hour's pause, or one that dies in the middle of an
+// upload, before the tags, or in the middle of a copy — fail the run with one clear line (exit 1),
+// within the bounds the retry budget sets (a registry down: 30 s; silent: 2 minutes), and leave no
+// tag that points at missing blobs anywhere. The registry cases run at once, each in its own ci
+// region of one sandbox.
 func TestFaultBudget(t *testing.T) {
 	down := fault.Config{ErrorRate: 1}
 	t.Run("ECR API down", func(t *testing.T) {
@@ -177,7 +186,7 @@ func TestFaultBudget(t *testing.T) {
 	})
 
 	cfg := fastConfig()
-	cfg.Accounts[0].Regions = []string{"us-east-1", "eu-west-1", "us-west-2", "ap-south-1"}
+	cfg.Accounts[0].Regions = []string{"us-east-1", "eu-west-1", "us-west-2", "ap-south-1", "eu-central-1", "ap-northeast-1"}
 	h := newHarness(t, cfg)
 	reg := func(account, region string) string {
 		return sandbox.RegistryEndpoint(sandbox.RegistryID{Account: account, Region: region})
@@ -188,20 +197,30 @@ func TestFaultBudget(t *testing.T) {
 		// endpoint goes down at once, or when the log shows a request to it matching when.
 		endpoint string
 		when     func(sandbox.Request) bool
-		want     string // in the error line, besides the repository
+		fault    *fault.Config // instead of every request failing with a 5xx
+		want     string        // in the error line, besides the repository
+		within   time.Duration // the run must have failed by then (0: no bound checked)
 	}{
-		{name: "registry down", region: "ap-south-1", endpoint: reg(sandbox.CIAccount, "ap-south-1")},
+		// A registry that never answers: two sends of the ping, 30 s each without headers, spend the
+		// 60 s budget (internal/push's DefaultHeaderTimeout and DefaultRetryBudget).
+		{name: "registry never answers", region: "eu-central-1", endpoint: reg(sandbox.CIAccount, "eu-central-1"),
+			fault: &fault.Config{StallRate: 1}, want: "no response headers", within: 2 * time.Minute},
+		// A throttle whose Retry-After (an hour) the budget cannot cover fails at once.
+		{name: "registry asks for an hour", region: "ap-northeast-1", endpoint: reg(sandbox.CIAccount, "ap-northeast-1"),
+			fault: &fault.Config{ThrottleRate: 1, RetryAfter: fault.D(time.Hour)}, want: "retry after 1h0m0s", within: 30 * time.Second},
+		{name: "registry down", region: "ap-south-1", endpoint: reg(sandbox.CIAccount, "ap-south-1"), within: 30 * time.Second},
 		{name: "registry dies mid-upload", region: "us-east-1", endpoint: reg(sandbox.CIAccount, "us-east-1"),
-			when: func(r sandbox.Request) bool { return r.Method == "PATCH" }},
+			when: blobUpload},
 		{name: "registry dies before the tags", region: "eu-west-1", endpoint: reg(sandbox.CIAccount, "eu-west-1"),
 			when: func(r sandbox.Request) bool {
 				return r.Method == "PUT" && strings.Contains(r.Path, "/manifests/sha256:")
 			}},
 		{name: "copy destination dies mid-copy", region: "us-west-2", copy: true, endpoint: reg(sandbox.ProdAccount, "eu-west-1"),
-			when: func(r sandbox.Request) bool { return r.Method == "PATCH" }, want: sandbox.ProdAccount + ":eu-west-1"},
+			when: blobUpload, want: sandbox.ProdAccount + ":eu-west-1"},
 	}
 	var wg sync.WaitGroup
 	results := make([]result, len(cases))
+	took := make([]time.Duration, len(cases))
 	for i, tc := range cases {
 		src, _ := randomSource(t, 64<<10, 4)
 		args := []string{"push", "--role-arn", ciRole, "--region", tc.region, "--source", src, "--repository", "fault/budget",
@@ -209,7 +228,10 @@ func TestFaultBudget(t *testing.T) {
 		if tc.copy {
 			args = append(args, "--replicate-to", replicateTo(), "--replication", "copy", "--destination-role-name", deployRole)
 		}
-		if tc.when == nil {
+		switch {
+		case tc.fault != nil:
+			h.sb.Faults.Set(tc.endpoint, *tc.fault)
+		case tc.when == nil:
 			h.sb.Faults.Set(tc.endpoint, down)
 		}
 		wg.Go(func() {
@@ -238,16 +260,20 @@ func TestFaultBudget(t *testing.T) {
 			}
 			start := time.Now()
 			results[i] = h.runCtx(ctx, tc.name, h.github(), false, args...)
-			t.Logf("%s: failed after %s: %s", tc.name, time.Since(start).Round(time.Millisecond), results[i].errLine)
+			took[i] = time.Since(start)
+			t.Logf("%s: failed after %s: %s", tc.name, took[i].Round(time.Millisecond), results[i].errLine)
 		})
 	}
 	wg.Wait()
 	for i, tc := range cases {
 		cfg, _ := h.sb.Faults.Config(tc.endpoint)
-		if cfg.ErrorRate != 1 {
+		if tc.fault == nil && cfg.ErrorRate != 1 {
 			t.Errorf("%s: the fault never fired", tc.name)
 		}
 		r := results[i]
+		if tc.within > 0 && took[i] > tc.within {
+			t.Errorf("%s: failed after %s, not within %s", tc.name, took[i].Round(time.Millisecond), tc.within)
+		}
 		if r.code != 1 {
 			t.Errorf("%s: exit %d, want 1 (a failure after retries): %s", tc.name, r.code, r.errLine)
 		}
@@ -269,4 +295,44 @@ func TestFaultBudget(t *testing.T) {
 		whole += len(tags)
 	}
 	t.Logf("after the failures: %d tags across the %d registries, every one whole", whole, len(h.sb.RegistryIDs()))
+}
+
+// TestTokenDiesWithSession: ECR's registry token reports 12 h but stops working with the role
+// session that fetched it. A push of about ten seconds with 4 s credentials must get through:
+// the keychain renews the token with the credentials where the SDK says when they end
+// (TestECRTokenLifeBoundByCredentials in internal/push), and here — credentials shorter than the
+// SDK cache's one-minute refresh window, whose end it no longer reports — by fetching the token
+// again once when a registry answers 401.
+func TestTokenDiesWithSession(t *testing.T) {
+	cfg := fastConfig()
+	cfg.CredentialLifetime = sandbox.Dur(4 * time.Second)
+	cfg.ECRTokenReportsTTL = true // reports the default 12 h
+	cfg.Faults.Registries = fault.Config{Latency: fault.D(250 * time.Millisecond)}
+	h := newHarness(t, cfg)
+	src, digest := randomSource(t, 4096, 12)
+	start := time.Now()
+	r := h.run("push outliving its token", h.github(), "push", "--role-arn", ciRole, "--source", src, "--repository", "team/session",
+		"--tag", "v1", "--jobs", "1")
+	took := time.Since(start)
+	if r.code != 0 {
+		t.Fatalf("push failed after %s: %s\n%s", took.Round(time.Second), r.errLine, r.stderr)
+	}
+	if took < 8*time.Second {
+		t.Errorf("the push took %s, not long enough to outlive 4 s credentials twice", took.Round(time.Millisecond))
+	}
+	refused := 0
+	for _, e := range h.sb.Log.Entries() {
+		if strings.HasPrefix(e.Endpoint, "registry/") && e.Status == 401 && e.Path != "/v2/" {
+			refused++
+		}
+	}
+	tokens := h.sb.Log.Count(sandbox.EndpointECR, "GetAuthorizationToken")
+	if refused == 0 || tokens < 2 {
+		t.Errorf("%d requests refused with a dead token and %d tokens fetched: the token never died, the test proves nothing", refused, tokens)
+	}
+	h.noFaults()
+	if err := h.verify(context.Background(), sandbox.CIAccount, ciRegion, "team/session", "v1", digest); err != nil {
+		t.Error(err)
+	}
+	t.Logf("push took %s: %d requests refused with a dead token, each sent again; %d GetAuthorizationToken calls", took.Round(time.Millisecond), refused, tokens)
 }

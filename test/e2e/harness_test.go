@@ -242,10 +242,11 @@ func unmasked(out string) string { return testenv.Unmasked(out) }
 // noFaults turns fault injection off on every endpoint, so the test's own checks read reliably.
 func (h *harness) noFaults() { h.setFaults(fault.Config{}) }
 
-// setFaults sets one fault profile on STS, the ECR API and every registry.
+// setFaults sets one fault profile on STS, the ECR API, every registry and the layer bucket.
 func (h *harness) setFaults(c fault.Config) {
 	h.sb.Faults.Set(sandbox.EndpointSTS, c)
 	h.sb.Faults.Set(sandbox.EndpointECR, c)
+	h.sb.Faults.Set(sandbox.EndpointS3, c)
 	for _, id := range h.sb.RegistryIDs() {
 		h.sb.Faults.Set(sandbox.RegistryEndpoint(id), c)
 	}

@@ -3,7 +3,7 @@
 // run, tools alternated run by run, and medians compared. bench/run.sh builds the tools and calls
 // it; see bench/RESULTS.md for what each case means and the figures of the last full run.
 //
-//	bench -ecrpush BIN -crane BIN -limit BIN [-quick] [-runs N] [-work DIR] [-out DIR] [-only P1,P3]
+//	bench -ecrpush BIN -crane BIN -limit BIN -ggcr BIN -hello BIN [-quick] [-runs N] [-work DIR] [-out DIR] [-only P1,P3]
 package main
 
 import (
@@ -29,6 +29,8 @@ type config struct {
 	crane    string
 	skopeo   string
 	limit    string
+	ggcr     string
+	hello    string
 	registry string
 	timeBin  string
 	only     map[string]bool
@@ -52,6 +54,8 @@ func main() {
 	flag.StringVar(&c.crane, "crane", "", "crane binary")
 	flag.StringVar(&c.skopeo, "skopeo", "/usr/bin/skopeo", "skopeo binary")
 	flag.StringVar(&c.limit, "limit", "", "bench/cmd/limit binary")
+	flag.StringVar(&c.ggcr, "ggcr", "", "bench/cmd/ggcrpush binary (go-containerregistry's MultiWrite)")
+	flag.StringVar(&c.hello, "hello", "", "bench/cmd/hello binary (P5's bare Go baseline)")
 	flag.StringVar(&c.registry, "registry", "/usr/bin/docker-registry", "distribution binary")
 	flag.StringVar(&c.timeBin, "time", "/usr/bin/time", "GNU time, for peak RSS (P4)")
 	flag.StringVar(&only, "only", "", "comma-separated case ids to run (default all): "+strings.Join(caseIDs, ","))
@@ -93,14 +97,15 @@ func main() {
 		}
 	}
 	// Tools run in scratch directories: make every path absolute.
-	for _, p := range []*string{&c.ecrpush, &c.crane, &c.limit, &c.skopeo, &c.registry, &c.work, &c.out, &c.profile, &c.storage} {
+	for _, p := range []*string{&c.ecrpush, &c.crane, &c.limit, &c.ggcr, &c.hello, &c.skopeo, &c.registry, &c.work, &c.out, &c.profile, &c.storage} {
 		if *p != "" {
 			if abs, err := filepath.Abs(*p); err == nil {
 				*p = abs
 			}
 		}
 	}
-	for flagName, path := range map[string]string{"ecrpush": c.ecrpush, "crane": c.crane, "limit": c.limit, "skopeo": c.skopeo, "registry": c.registry} {
+	for flagName, path := range map[string]string{"ecrpush": c.ecrpush, "crane": c.crane, "limit": c.limit, "ggcr": c.ggcr, "hello": c.hello,
+		"skopeo": c.skopeo, "registry": c.registry} {
 		if path == "" && *serve != "" {
 			continue
 		}

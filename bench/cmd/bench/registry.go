@@ -164,8 +164,9 @@ func (r *registry) stop() {
 var manifestAccept = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json"
 
 // check asks the registry itself (not through the link) for repo:tag and every blob it names: a
-// tool that exited 0 must have left a complete image.
-func (r *registry) check(ctx context.Context, repo, tag string) error {
+// tool that exited 0 must have left a complete image. It returns the bytes of the config and
+// layers the manifest names (what every pull of the image fetches).
+func (r *registry) check(ctx context.Context, repo, tag string) (int64, error) {
 	get := func(method, path string, accept string) (*http.Response, error) {
 		req, err := http.NewRequestWithContext(ctx, method, "http://"+r.addr+"/v2/"+repo+path, nil)
 		if err != nil {
@@ -178,36 +179,38 @@ func (r *registry) check(ctx context.Context, repo, tag string) error {
 	}
 	resp, err := get(http.MethodGet, "/manifests/"+tag, manifestAccept)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s/%s:%s: %s", r.addr, repo, tag, resp.Status)
+		return 0, fmt.Errorf("%s/%s:%s: %s", r.addr, repo, tag, resp.Status)
+	}
+	type desc struct {
+		Digest string
+		Size   int64
 	}
 	var m struct {
-		Config struct{ Digest string }
-		Layers []struct{ Digest string }
+		Config desc
+		Layers []desc
 	}
 	if err := json.Unmarshal(body, &m); err != nil {
-		return err
+		return 0, err
 	}
 	if m.Config.Digest == "" {
-		return errors.New("manifest without config")
+		return 0, errors.New("manifest without config")
 	}
-	digests := []string{m.Config.Digest}
-	for _, l := range m.Layers {
-		digests = append(digests, l.Digest)
-	}
-	for _, d := range digests {
-		resp, err := get(http.MethodHead, "/blobs/"+d, "")
+	var total int64
+	for _, d := range append([]desc{m.Config}, m.Layers...) {
+		resp, err := get(http.MethodHead, "/blobs/"+d.Digest, "")
 		if err != nil {
-			return err
+			return 0, err
 		}
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s/%s: blob %s: %s", r.addr, repo, d, resp.Status)
+			return 0, fmt.Errorf("%s/%s: blob %s: %s", r.addr, repo, d.Digest, resp.Status)
 		}
+		total += d.Size
 	}
-	return nil
+	return total, nil
 }

@@ -25,19 +25,22 @@ type contenderResult struct {
 	Max      float64  `json:"maxSeconds"`
 	RSSMiB   float64  `json:"medianRssMiB"`
 	CPU      float64  `json:"medianCpuSeconds"`
+	StoredMB float64  `json:"medianStoredMB"` // config + layers at the destination, 10^6 bytes
 }
 
 func (c *contenderResult) summarize() {
-	var s, r, u []float64
+	var s, r, u, b []float64
 	for _, x := range c.Samples {
 		s = append(s, x.Seconds)
 		r = append(r, x.RSSMiB)
 		u = append(u, x.CPU)
+		b = append(b, float64(x.Stored)/1e6)
 	}
 	sort.Float64s(s)
 	sort.Float64s(r)
 	sort.Float64s(u)
-	c.Median, c.Min, c.Max, c.RSSMiB, c.CPU = median(s), s[0], s[len(s)-1], median(r), median(u)
+	sort.Float64s(b)
+	c.Median, c.Min, c.Max, c.RSSMiB, c.CPU, c.StoredMB = median(s), s[0], s[len(s)-1], median(r), median(u), median(b)
 }
 
 func median(sorted []float64) float64 {
@@ -69,11 +72,17 @@ func (c *caseResult) find(tool, mode string) *contenderResult {
 	return nil
 }
 
+// versionResult is P5: `ecrpush version`, a cached credential-helper get, and a bare Go binary,
+// alternated in the same run.
 type versionResult struct {
-	Runs      []float64 `json:"runsMs"`
-	MedianMs  float64   `json:"medianMs"`
-	BinaryMiB float64   `json:"binaryMiB"`
-	RSSMiB    float64   `json:"rssMiB"`
+	Runs       []float64 `json:"runsMs"` // ecrpush version
+	MedianMs   float64   `json:"medianMs"`
+	HelloRuns  []float64 `json:"helloRunsMs"`
+	HelloMs    float64   `json:"helloMedianMs"`
+	HelperRuns []float64 `json:"helperRunsMs"`
+	HelperMs   float64   `json:"helperMedianMs"`
+	BinaryMiB  float64   `json:"binaryMiB"`
+	RSSMiB     float64   `json:"rssMiB,omitempty"`
 }
 
 type report struct {
@@ -108,6 +117,13 @@ var metrics = []metric{
 	{key: "p1w_vs_crane", caseID: "P1w", tool: "crane", goal: 0.7},
 	{key: "p1w_vs_skopeo", caseID: "P1w", tool: "skopeo", goal: 0.7},
 	{key: "p1w_vs_limit", caseID: "P1w", tool: "limit"},
+	{key: "p1_vs_ggcr", caseID: "P1", tool: "ggcr"},
+	{key: "p1w_vs_ggcr", caseID: "P1w", tool: "ggcr"},
+	{key: "p3_vs_ggcr", caseID: "P3", tool: "ggcr"},
+	{key: "p3w_vs_ggcr", caseID: "P3w", tool: "ggcr"},
+	{key: "p6w_vs_ggcr", caseID: "P6w", tool: "ggcr"},
+	{key: "p2_stored_vs_skopeo", caseID: "P2", abs: storedVs("skopeo"), goal: 1.02},
+	{key: "p2_stored_vs_crane", caseID: "P2", abs: storedVs("crane")},
 	{key: "p2_vs_skopeo", caseID: "P2", tool: "skopeo", goal: 0.8},
 	{key: "p2_vs_crane", caseID: "P2", tool: "crane"},
 	{key: "p2_fanout_vs_skopeo_seq", caseID: "P2f", tool: "skopeo", mode: "seq", goal: 0.35},
@@ -123,6 +139,12 @@ var metrics = []metric{
 	{key: "p5_version_ms", abs: func(r *report, _ *caseResult) (float64, bool) {
 		return vOK(r, func(v *versionResult) float64 { return v.MedianMs })
 	}, unit: "ms"},
+	{key: "p5_version_vs_hello", abs: func(r *report, _ *caseResult) (float64, bool) {
+		return vOK(r, func(v *versionResult) float64 { return v.MedianMs / v.HelloMs })
+	}, goal: 2},
+	{key: "p5_helper_get_vs_hello", abs: func(r *report, _ *caseResult) (float64, bool) {
+		return vOK(r, func(v *versionResult) float64 { return v.HelperMs / v.HelloMs })
+	}, goal: 2},
 	{key: "p5_binary_mib", abs: func(r *report, _ *caseResult) (float64, bool) {
 		return vOK(r, func(v *versionResult) float64 { return v.BinaryMiB })
 	}, unit: "MiB"},
@@ -131,10 +153,21 @@ var metrics = []metric{
 }
 
 func vOK(r *report, f func(*versionResult) float64) (float64, bool) {
-	if r.Version == nil {
+	if r.Version == nil || r.Version.HelloMs == 0 {
 		return 0, false
 	}
 	return f(r.Version), true
+}
+
+// storedVs is ecrpush's stored bytes ÷ tool's, in the same case and run.
+func storedVs(tool string) func(*report, *caseResult) (float64, bool) {
+	return func(_ *report, c *caseResult) (float64, bool) {
+		e, p := c.find("ecrpush", ""), c.find(tool, "")
+		if e == nil || p == nil || p.StoredMB == 0 {
+			return 0, false
+		}
+		return e.StoredMB / p.StoredMB, true
+	}
 }
 
 func ecrpushMedian(_ *report, c *caseResult) (float64, bool) {
@@ -284,11 +317,12 @@ func (r *report) markdown() string {
 	}
 	p("\n## Cases\n\n")
 	p("`$REGn` is a registry's host:port (through the slow-link proxy where the case has one), `$INPUTS` the generated\n")
-	p("inputs (bench/cmd/bench/inputs.go). Every process runs under `/usr/bin/time -v`; peak RSS is the largest \"Maximum resident set size\" of the run's processes.\n\n")
+	p("inputs (bench/cmd/bench/inputs.go). Every process runs under `/usr/bin/time -v`; peak RSS is the largest \"Maximum resident set size\" of the run's processes;\n")
+	p("stored MB is the config and layers the (first) destination holds afterwards, 10⁶ bytes: what every pull fetches.\n\n")
 	for _, c := range r.Cases {
 		p("### %s — %s\n\n", c.ID, c.Title)
 		e := c.find("ecrpush", "")
-		p("| tool | median s | min–max s | MB/s per destination | CPU s | peak RSS MiB | ecrpush ÷ this |\n|---|---:|---:|---:|---:|---:|---:|\n")
+		p("| tool | median s | min–max s | MB/s per destination | CPU s | peak RSS MiB | stored MB | ecrpush ÷ this |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, x := range c.Contenders {
 			ratio := "–"
 			if e != nil && x != e {
@@ -298,7 +332,7 @@ func (r *report) markdown() string {
 			if c.Bytes > 0 {
 				rate = fmt.Sprintf("%.0f", float64(c.Bytes)/x.Median/1e6)
 			}
-			p("| %s | %.3f | %.3f–%.3f | %s | %.2f | %.0f | %s |\n", x.Name, x.Median, x.Min, x.Max, rate, x.CPU, x.RSSMiB, ratio)
+			p("| %s | %.3f | %.3f–%.3f | %s | %.2f | %.0f | %.2f | %s |\n", x.Name, x.Median, x.Min, x.Max, rate, x.CPU, x.RSSMiB, x.StoredMB, ratio)
 		}
 		p("\n")
 		for _, x := range c.Contenders {
@@ -315,7 +349,11 @@ func (r *report) markdown() string {
 		p("\n")
 	}
 	if v := r.Version; v != nil {
-		p("### P5 — start-up\n\n`ecrpush version`: median %.1f ms over %d runs; binary %.1f MiB; peak RSS %.0f MiB.\n\n", v.MedianMs, len(v.Runs), v.BinaryMiB, v.RSSMiB)
+		p("### P5 — start-up\n\nMedians over %d runs each, alternated, exec'd directly; binary %.1f MiB.\n\n", len(v.Runs), v.BinaryMiB)
+		p("| process | median ms | ÷ bare Go binary |\n|---|---:|---:|\n")
+		p("| bare Go binary (bench/cmd/hello) | %.2f | – |\n", v.HelloMs)
+		p("| `ecrpush version` | %.2f | %.2f |\n", v.MedianMs, v.MedianMs/v.HelloMs)
+		p("| `docker-credential-ecrpush get` (cached token) | %.2f | %.2f |\n\n", v.HelperMs, v.HelperMs/v.HelloMs)
 	}
 	return w.String()
 }
