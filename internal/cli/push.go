@@ -37,6 +37,8 @@ type pushFlags struct {
 	replication      replicationFlags
 	googleCreds      string // --source-google-credentials (cli/sync.go's sourceKeychain)
 	dryRun           bool
+	retries          int
+	compressionLevel int
 	ecrDest          bool // validate: the image goes to ECR
 	referrers        string
 	requireReferrers bool
@@ -62,6 +64,8 @@ func pushCmd() command {
 		fs.StringVar(&f.kmsKey, "kms-key", "", "create the repository encrypted with this KMS key ARN")
 		fs.StringVar(&f.platform, "platform", "", "push only this platform of a multi-arch source: OS/ARCH[/VARIANT]")
 		fs.IntVar(&f.jobs, "jobs", push.DefaultJobs, "parallel blob uploads")
+		fs.IntVar(&f.retries, "retries", push.DefaultRetries, "sends of one registry request in all, 1 to 10 (throttles, 5xx, dropped or stalled connections are resent within a per-push time budget)")
+		fs.IntVar(&f.compressionLevel, "compression-level", push.DefaultCompressionLevel, "gzip level, 1 (fastest) to 9 (smallest), for layers the source holds uncompressed (docker archives, the daemon)")
 		fs.StringVar(&f.output, "output", "text", "report format: text, or json (written to stdout on every platform, beside GitHub outputs and Cloud Build's file)")
 		fs.StringVar(&f.referrers, "referrers", "all", "what travels with the image from the source: all, none, or signatures,sboms,attestations (or artifact types)")
 		fs.BoolVar(&f.requireReferrers, "require-referrers", false, "fail (exit 2) when a replication destination lacks a referrer the ci registry holds (else a warning)")
@@ -113,6 +117,12 @@ func (f *pushFlags) validate() error {
 	if f.supply, err = supplychain.ParseOptions(f.referrers, f.requireReferrers, f.requireSignature, f.failOnSeverity); err != nil {
 		return err
 	}
+	if f.retries < 1 || f.retries > 10 {
+		return fixable.New("--retries %d is out of range: 1 to 10 sends of one request", f.retries)
+	}
+	if f.compressionLevel < 1 || f.compressionLevel > 9 {
+		return fixable.New("--compression-level %d is out of range: 1 (fastest) to 9 (smallest)", f.compressionLevel)
+	}
 	if f.jobs < 1 || f.jobs > 64 {
 		return fixable.New("--jobs %d is out of range: 1 to 64", f.jobs)
 	}
@@ -146,14 +156,15 @@ func (f *pushFlags) job(stdio IO) (pipeline.Job, error) {
 		return pipeline.Job{}, err
 	}
 	job := pipeline.Job{
-		Identity:      opts,
-		Source:        f.source,
-		SourceOptions: []push.SourceOption{push.WithSourceLogger(newLogger(stdio.Err)), push.WithDockerHost(stdio.Getenv("DOCKER_HOST"))},
-		Repository:    f.repository,
-		Destinations:  f.destinations,
-		Tags:          f.tags,
-		Settings:      pipeline.Settings{RepositorySettings: f.settings},
-		Upload:        pipeline.Upload{Jobs: f.jobs},
+		Identity: opts,
+		Source:   f.source,
+		SourceOptions: []push.SourceOption{push.WithSourceLogger(newLogger(stdio.Err)), push.WithDockerHost(stdio.Getenv("DOCKER_HOST")),
+			push.WithCompressionLevel(f.compressionLevel)},
+		Repository:   f.repository,
+		Destinations: f.destinations,
+		Tags:         f.tags,
+		Settings:     pipeline.Settings{RepositorySettings: f.settings},
+		Upload:       pipeline.Upload{Jobs: f.jobs, Retries: f.retries},
 		Replication: pipeline.Replication{To: f.replication.to, Mode: f.replication.mode, Configure: f.replication.configure,
 			Prefix: f.replication.prefix, Timeout: f.replication.timeout, RoleName: f.replication.roleName, RestoreArchived: f.extra.restoreArchived},
 		SupplyChain: f.supply,

@@ -29,9 +29,10 @@ func (s Settings) Options() []push.Option {
 		push.WithScanOnPush(s.ScanOnPush), push.WithKMSKey(s.KMSKey)}
 }
 
-// Upload are the transfer options, the same for every destination.
+// Upload are the transfer options, the same for every destination (and, for retries, the source).
 type Upload struct {
-	Jobs int
+	Jobs    int // parallel blob uploads
+	Retries int // sends of one request in all (push.WithRetry); 0: the default
 }
 
 // Options are the push options that carry the upload settings.
@@ -40,7 +41,18 @@ func (u Upload) Options() []push.Option {
 	if u.Jobs > 0 {
 		o = append(o, push.WithJobs(u.Jobs))
 	}
+	if u.Retries > 0 {
+		o = append(o, push.WithRetry(u.Retries))
+	}
 	return o
+}
+
+// SourceOptions are the source options that carry the upload settings (reads retry like writes).
+func (u Upload) SourceOptions() []push.SourceOption {
+	if u.Retries > 0 {
+		return []push.SourceOption{push.WithSourceRetry(u.Retries)}
+	}
+	return nil
 }
 
 // Replication is what to do beyond the ci registry.

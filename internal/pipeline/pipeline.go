@@ -132,7 +132,7 @@ func Identity(ctx context.Context, env Env, opts federate.Options) (*federate.Se
 
 // source opens and reads the image once; every destination shares what it read.
 func (r *run) source(ctx context.Context) (push.Source, error) {
-	opts := append([]push.SourceOption{}, r.job.SourceOptions...)
+	opts := append(append([]push.SourceOption{}, r.job.SourceOptions...), r.job.Upload.SourceOptions()...)
 	if r.job.SourceKeychain != nil {
 		kc, err := r.job.SourceKeychain(ctx, r.sess)
 		if err != nil {

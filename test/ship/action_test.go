@@ -361,6 +361,8 @@ func TestActionInputsReachFlags(t *testing.T) {
 		"platform":                  {bad: "linux"},
 		"jobs":                      {bad: "many"},
 		"dry-run":                   {bad: "perhaps"},
+		"retries":                   {bad: "99"},
+		"compression-level":         {bad: "0"},
 		"lifecycle-policy":          {bad: "/no/such/policy.json"},
 		"repository-tags":           {bad: "no-equals-sign"},
 		"template-role-name":        {bad: "not a role!"},
