@@ -20,6 +20,7 @@ import (
 
 	"github.com/ecrpush/ecrpush/internal/fixable"
 	"github.com/ecrpush/ecrpush/internal/platform"
+	"github.com/ecrpush/ecrpush/internal/push"
 	"github.com/ecrpush/ecrpush/sandbox"
 )
 
@@ -84,7 +85,8 @@ func runDemo(ctx context.Context, stdio IO, output string) error {
 	f := &pushFlags{
 		id:     identityFlags{roleARN: env["ECRPUSH_ROLE_ARN"], region: "us-east-1", identity: "github", audience: "sts.amazonaws.com"},
 		source: "oci-layout:" + filepath.Join(dir, "image") + ":demo", repository: "demo/app", tags: listFlag{"v1.0.0", "latest"},
-		createRepository: true, scanOnPush: true, jobs: 8, output: output,
+		createRepository: true, scanOnPush: true, jobs: 8, output: output, referrers: "all",
+		retries: push.DefaultRetries, compressionLevel: push.DefaultCompressionLevel,
 		replication: replicationFlags{to: demoDestinations, mode: "native", configure: true, timeout: 2 * time.Minute},
 	}
 	plat := platform.New(platform.Local, platform.Options{Getenv: jobEnv, Out: stdio.Out, Log: stdio.Err, JSON: output == "json"})
