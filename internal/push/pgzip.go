@@ -12,11 +12,12 @@ import (
 )
 
 // DefaultCompressionLevel is the gzip level of layers this process compresses (docker-archive
-// layers, which are stored uncompressed): 6, docker's and gzip's default. Its output is within 2 %
-// of skopeo's (containers/image writes klauspost/pgzip's default, level 5; bench/RESULTS.md
-// reports every tool's bytes), so every node that pulls the image pulls no more than it would
-// have from skopeo or docker. Level 1 compresses about 1.5× faster and writes ~15 % more.
-const DefaultCompressionLevel = 6
+// layers, which are stored uncompressed): gzip's default (DefaultCompression), which
+// klauspost/pgzip implements as level 5 — what skopeo (containers/image, the same library at its
+// default) writes, to the byte in size: every node that pulls the image pulls no more than it would
+// have from skopeo. bench/RESULTS.md (P2) has every tool's bytes: level 6 writes 1.4 % less and
+// takes ~12 % longer; level 1 ~15 % more, ~1.5× faster.
+const DefaultCompressionLevel = 5
 
 // WithCompressionLevel sets the gzip level (1 fastest … 9 smallest; default
 // DefaultCompressionLevel) for layers a source compresses itself. A layer that comes compressed
@@ -31,8 +32,9 @@ func WithCompressionLevel(level int) SourceOption {
 	}
 }
 
-// gzipBlock is how much input one parallel gzip job compresses.
-const gzipBlock = 1 << 20
+// gzipBlock is how much input one parallel gzip job compresses: half pgzip's default, which
+// halves the buffers in flight (P4a's peak RSS) and changes the output by under 0.1 %.
+const gzipBlock = 512 << 10
 
 // gzipBudget is how one load compresses layers: the level, and how many blocks each layer's
 // writer compresses at once (GOMAXPROCS: one large layer alone still keeps every core busy).

@@ -65,8 +65,12 @@ type bench struct {
 }
 
 func (b *bench) ecrpushC(name, source string, n int) contender {
-	return contender{name: name, mode: "one", tool: "ecrpush", argvs: func(hosts []string) [][]string {
-		argv := []string{b.c.ecrpush, "push", "--source", source, "--tag", tag}
+	return b.ecrpushBin(b.c.ecrpush, "ecrpush", name, source, n)
+}
+
+func (b *bench) ecrpushBin(bin, tool, name, source string, n int) contender {
+	return contender{name: name, mode: "one", tool: tool, argvs: func(hosts []string) [][]string {
+		argv := []string{bin, "push", "--source", source, "--tag", tag}
 		argv = append(argv, b.c.extra...)
 		for _, h := range hosts[:n] {
 			argv = append(argv, "--destination", h+"/"+repo)
@@ -192,6 +196,28 @@ func (b *bench) cases() []benchCase {
 			b.skopeoC("skopeo", "oci:"+small+":bench", "one"),
 			b.ggcrC(ggcrName, small),
 		}})
+	if b.c.base != "" {
+		// -ecrpush-base: the other build beside ecrpush, with the same arguments.
+		for i := range out {
+			cs := &out[i]
+			for _, c := range cs.contenders {
+				if c.tool == "ecrpush" {
+					base := c
+					base.name, base.tool = "ecrpush (base)", "ecrpush-base"
+					argvs := c.argvs
+					base.argvs = func(hosts []string) [][]string {
+						var out [][]string
+						for _, a := range argvs(hosts) {
+							out = append(out, append([]string{b.c.base}, a[1:]...))
+						}
+						return out
+					}
+					cs.contenders = append(cs.contenders, base)
+					break
+				}
+			}
+		}
+	}
 	return out
 }
 

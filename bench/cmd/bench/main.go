@@ -41,6 +41,7 @@ type config struct {
 	profile  string
 	storage  string
 	extra    []string // appended to every ecrpush push
+	base     string   // another ecrpush (e.g. main's) measured beside this one, where ecrpush is
 }
 
 func main() {
@@ -67,6 +68,7 @@ func main() {
 	flag.StringVar(&c.profile, "profile", "", "directory: run ecrpush with ECRPUSH_CPUPROFILE set to a file in it for every timed run")
 	renderDir := flag.String("render", "", "rewrite DIR/RESULTS.md from DIR/results.json and exit (no measuring)")
 	serve := flag.String("serve", "", "debugging: start one registry with storage in this directory (behind the slow link with -rtt), log its requests to stderr, print its address, and serve until interrupted")
+	flag.StringVar(&c.base, "ecrpush-base", "", "another ecrpush binary (e.g. built from main) to measure beside -ecrpush in every case it runs in, as \"ecrpush (base)\"")
 	extra := flag.String("ecrpush-args", "", "space-separated flags appended to every ecrpush push (experiments, e.g. \"--jobs 16\")")
 	flag.Parse()
 	c.extra = strings.Fields(*extra)
@@ -97,7 +99,7 @@ func main() {
 		}
 	}
 	// Tools run in scratch directories: make every path absolute.
-	for _, p := range []*string{&c.ecrpush, &c.crane, &c.limit, &c.ggcr, &c.hello, &c.skopeo, &c.registry, &c.work, &c.out, &c.profile, &c.storage} {
+	for _, p := range []*string{&c.ecrpush, &c.base, &c.crane, &c.limit, &c.ggcr, &c.hello, &c.skopeo, &c.registry, &c.work, &c.out, &c.profile, &c.storage} {
 		if *p != "" {
 			if abs, err := filepath.Abs(*p); err == nil {
 				*p = abs
