@@ -155,6 +155,13 @@ func (f *pushFlags) job(stdio IO) (pipeline.Job, error) {
 	if f.ecrDest && err != nil {
 		return pipeline.Job{}, err
 	}
+	if f.ecrDest && len(f.replication.to) > 0 && f.replication.mode != "off" {
+		// The ci region is known now: a destination in another partition, or a region the SDK does not
+		// know, is refused before anything talks to AWS (the ci account is checked after federation).
+		if _, err := replicate.ParseDestinations(f.replication.to, "000000000000", opts.Region, f.replication.roleName); err != nil {
+			return pipeline.Job{}, err
+		}
+	}
 	job := pipeline.Job{
 		Identity: opts,
 		Source:   f.source,
