@@ -233,18 +233,24 @@ func opCreateRepositoryCreationTemplate(c *call) (any, *apiError) {
 	return map[string]any{"registryId": rg.id.Account, "repositoryCreationTemplate": t}, nil
 }
 
+// templateRegistry checks the prefix an Update or Delete names (required, the model's pattern) and
+// returns the caller's own registry.
+func (c *call) templateRegistry(prefix *string) (*registry, *apiError) {
+	if prefix == nil {
+		return nil, invalidParam("prefix", "Member must not be null")
+	}
+	if aerr := validateTemplatePrefix("prefix", *prefix); aerr != nil {
+		return nil, aerr
+	}
+	return c.ownRegistry()
+}
+
 func opUpdateRepositoryCreationTemplate(c *call) (any, *apiError) {
 	var in templateInput
 	if aerr := c.decode(&in); aerr != nil {
 		return nil, aerr
 	}
-	if in.Prefix == nil {
-		return nil, invalidParam("prefix", "Member must not be null")
-	}
-	if aerr := validateTemplatePrefix("prefix", *in.Prefix); aerr != nil {
-		return nil, aerr
-	}
-	rg, aerr := c.ownRegistry()
+	rg, aerr := c.templateRegistry(in.Prefix)
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -270,13 +276,7 @@ func opDeleteRepositoryCreationTemplate(c *call) (any, *apiError) {
 	if aerr := c.decode(&in); aerr != nil {
 		return nil, aerr
 	}
-	if in.Prefix == nil {
-		return nil, invalidParam("prefix", "Member must not be null")
-	}
-	if aerr := validateTemplatePrefix("prefix", *in.Prefix); aerr != nil {
-		return nil, aerr
-	}
-	rg, aerr := c.ownRegistry()
+	rg, aerr := c.templateRegistry(in.Prefix)
 	if aerr != nil {
 		return nil, aerr
 	}
