@@ -94,9 +94,6 @@ func (r *run) identity(ctx context.Context) error {
 			r.ecrDest, r.destAccount, r.destRegion = true, reg.Account, reg.Region
 		}
 	}
-	if !r.ecrDest && r.job.SourceKeychain == nil {
-		return nil
-	}
 	if !r.ecrDest {
 		// Only the source may need AWS (Google credentials from AWS): the default chain is enough.
 		return nil

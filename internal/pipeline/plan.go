@@ -79,9 +79,8 @@ func (r *run) plan(ctx context.Context) (*Plan, error) {
 			repoName = repo.RepositoryStr()
 			o = append(o, push.WithRegistryID(r.destAccount))
 		}
-		if err := push.CheckECR(r.art); err != nil {
-			return p, err
-		}
+		// An ECR publisher's plan (PlanPublish below) runs push.CheckECR: before any write, for the ci
+		// repository and every copy destination alike.
 		pub, err := push.NewECR(ctx, r.sess.Config, repoName, o...)
 		if err != nil {
 			return p, err
