@@ -158,10 +158,12 @@ func (r *run) pushOptions() []push.Option {
 }
 
 // uploadOptions are every destination's transfer options: upload, logging and progress.
-func (r *run) uploadOptions() []push.Option {
-	o := append(r.job.Upload.Options(), push.WithLogger(r.env.logger()))
-	if r.env.Progress != nil {
-		o = append(o, push.WithProgress(r.env.Progress, r.env.Terminal))
+func (r *run) uploadOptions() []push.Option { return uploadOptions(r.env, r.job.Upload) }
+
+func uploadOptions(env Env, u Upload) []push.Option {
+	o := append(u.Options(), push.WithLogger(env.logger()))
+	if env.Progress != nil {
+		o = append(o, push.WithProgress(env.Progress, env.Terminal))
 	}
 	return o
 }

@@ -61,10 +61,7 @@ func Sync(ctx context.Context, env Env, job SyncJob) ([]mirror.Result, *mirror.L
 	if _, err := rp.Apply(ctx); err != nil {
 		return nil, nil, err
 	}
-	uploadOpts := append(job.Upload.Options(), push.WithLogger(env.logger()))
-	if env.Progress != nil {
-		uploadOpts = append(uploadOpts, push.WithProgress(env.Progress, env.Terminal))
-	}
+	uploadOpts := uploadOptions(env, job.Upload)
 	pushOpts := append(job.Settings.Options(), uploadOpts...)
 	o := mirror.Options{
 		Session:         sess,
